@@ -1,0 +1,22 @@
+package actors
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+)
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// newClientID returns a fresh client id carrying 160 random bits from
+// crypto/rand, in lower-case base32 (32 characters, all spec alphanum).
+func newClientID() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:]) // never fails on supported platforms (Go 1.24+)
+	s := []byte(idEncoding.EncodeToString(b[:]))
+	for i, c := range s {
+		if c >= 'A' && c <= 'Z' {
+			s[i] = c + ('a' - 'A')
+		}
+	}
+	return string(s)
+}

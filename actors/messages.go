@@ -1,0 +1,144 @@
+package actors
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/bayeuxhub/bayeuxhub/protocol"
+)
+
+// Message is a published message as its subscribers receive it. One Message
+// is shared by every subscriber of a publish: treat it as read-only.
+type Message struct {
+	// Channel is the channel the message was published on.
+	Channel string
+	// Data is the message's data, as JSON.
+	Data json.RawMessage
+	// ID is the publisher's message id, as JSON (a string or a number), or nil.
+	ID json.RawMessage
+	// Ext is the publisher's ext object, as JSON, or nil.
+	Ext json.RawMessage
+	// ClientID is the publisher's client id, empty for an anonymous publish.
+	// Local subscribers see it (the Perl reply bot uses it to skip its own
+	// messages); it is never sent to remote clients.
+	ClientID string
+
+	wireOnce sync.Once
+	wire     []byte
+}
+
+// wireJSON returns the message's delivery JSON, encoded once and shared by
+// every remote subscriber.
+func (m *Message) wireJSON() []byte {
+	m.wireOnce.Do(func() {
+		m.wire = protocol.AppendDelivery(make([]byte, 0, 64+len(m.Data)+len(m.Channel)), m.Channel, m.Data, m.ID, m.Ext)
+	})
+	return m.wire
+}
+
+// ---- transport -> session ----
+
+// remoteBatch is a run of consecutive messages of one request for one
+// client. The session answers it exactly once on result.
+type remoteBatch struct {
+	msgs   []*protocol.Message
+	result chan *batchResult // buffered(1)
+	// abandoned is set by the session when the request went away; read and
+	// written on the session's goroutine only.
+	abandoned bool
+}
+
+// batchResult is a session's answer to a remoteBatch: replies in message
+// order, then the deliveries flushed by a connect, then the connect reply.
+type batchResult struct {
+	replies    [][]byte
+	deliveries [][]byte
+	tail       [][]byte
+}
+
+// abandon tells a session that the request behind b went away (the HTTP
+// client closed the connection or the server is stopping its handler).
+type abandon struct{ b *remoteBatch }
+
+// ---- session <-> hub <-> channel ----
+
+// subscribeReq asks the hub to add session to the channel actor for pattern,
+// creating it if needed.
+type subscribeReq struct {
+	pattern string
+	session *actor.PID
+}
+
+// addSubscriber is the hub's forward of a subscribeReq to a channel actor.
+type addSubscriber struct{ session *actor.PID }
+
+// subscribed is a channel actor's ack to a session: from now on the session
+// gets the channel's deliveries.
+type subscribed struct {
+	pattern string
+	channel *actor.PID
+}
+
+// removeSubscriber asks a channel actor to drop a session.
+type removeSubscriber struct{ session *actor.PID }
+
+// unsubscribed is a channel actor's ack: no delivery from this channel
+// follows it.
+type unsubscribed struct{ pattern string }
+
+// channelIdle tells the hub that a channel actor has no subscribers left
+// after adds additions; the hub removes it unless a subscribe is in flight.
+type channelIdle struct {
+	pattern string
+	pid     *actor.PID
+	adds    uint64
+}
+
+// delivery carries a published message from a channel actor to its
+// subscribers; via names the subscription it matched. One delivery value is
+// shared by all the channel's subscribers.
+type delivery struct {
+	msg *Message
+	via string
+}
+
+// ---- session self-messages and supervisor ----
+
+type flushNow struct{}
+
+type pollTimeout struct{ gen uint64 }
+
+// expire asks a session to end if its client is still idle.
+type expire struct{}
+
+// drain makes a session answer its held connect at once and stop holding
+// new ones (hub shutdown).
+type drain struct{}
+
+// spawnSession asks the supervisor to start a session actor.
+type spawnSession struct {
+	ref    *sessionRef
+	client *Client
+	reply  chan error
+}
+
+type sweep struct{}
+
+// ---- local clients ----
+
+// localSubscribe subscribes a local session; reply gets nil or the error.
+type localSubscribe struct {
+	pattern string
+	sink    sink
+	reply   chan error
+}
+
+type localUnsubscribe struct {
+	pattern string
+	reply   chan error
+}
+
+// pushJSON queues one ready-encoded message for a session's client (Perl
+// client_push, service replies delivered later).
+type pushJSON struct{ wire []byte }

@@ -1,0 +1,123 @@
+package actors
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/bayeuxhub/bayeuxhub/protocol"
+	"github.com/rs/zerolog"
+)
+
+// Defaults for Options, as in the Perl module where it had one.
+const (
+	DefaultAlias          = "bayeux"
+	DefaultConnectTimeout = 120 * time.Second
+	DefaultPollTimeout    = 30 * time.Second
+)
+
+// Options configures a hub. The zero value is usable: every field has a
+// default. The names follow the Perl module's spawn arguments.
+type Options struct {
+	// Alias is the hub actor's name in the actor system (Perl: Alias).
+	Alias string
+	// AnonPublish lets remote clients publish without a handshake
+	// (Perl: AnonPublish).
+	AnonPublish bool
+	// ConnectTimeout is how long a remote client may go without a
+	// /meta/connect outstanding before its session is removed
+	// (Perl: ConnectTimeout, default 120 s).
+	ConnectTimeout time.Duration
+	// PollTimeout is how long a /meta/connect is held when there is nothing
+	// to deliver (default 30 s, below common proxy limits).
+	PollTimeout time.Duration
+	// Services maps a service name to its handler: a publish to
+	// /service/<name> is handled by Services[name], or by
+	// Services["_handler"] when there is no such entry (Perl: Services).
+	Services map[string]ServiceFunc
+	// MessageACL, when set, is called for every message a remote client
+	// sends; returning an error rejects the message (Perl: MessageACL).
+	MessageACL ACLFunc
+	// Callback, when set, is told of every hub event (Perl: Callback).
+	Callback func(Event)
+	// Logger receives the hub's structured logs; nil means no logs.
+	Logger *zerolog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Alias == "" {
+		o.Alias = DefaultAlias
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.PollTimeout <= 0 {
+		o.PollTimeout = DefaultPollTimeout
+	}
+	if o.Logger == nil {
+		nop := zerolog.Nop()
+		o.Logger = &nop
+	}
+	return o
+}
+
+// Client is what hooks and service handlers see of one client session.
+type Client struct {
+	// ID is the client's Bayeux clientId.
+	ID string
+	// RemoteAddr is the address of the HTTP peer that handshook; empty for
+	// local clients.
+	RemoteAddr string
+	// Local is true for in-process clients.
+	Local bool
+	// Flags is free for the application, as the Perl module's client flags:
+	// the authorization hook may mark a client authenticated at handshake and
+	// read the mark on later messages. It is only used on the session's own
+	// goroutine, so it needs no lock.
+	Flags map[string]any
+}
+
+// ACLFunc authorizes one message from a remote client (Perl: MessageACL).
+// It is called for every message, the handshake included (then c is the
+// client that will be created). A non-nil error rejects the message: the
+// client gets a 403 Bayeux error carrying the error's text, and a rejected
+// handshake gets advice reconnect "none".
+type ACLFunc func(c *Client, m *protocol.Message) error
+
+// ServiceFunc handles a message published to a /service channel. The
+// replies it returns go to the publishing client only, never broadcast; an
+// error becomes a Bayeux error for that message.
+type ServiceFunc func(c *Client, m *protocol.Message) ([]ServiceReply, error)
+
+// ServiceReply is one message a service handler sends back to its caller.
+type ServiceReply struct {
+	// Channel defaults to the request's channel.
+	Channel string
+	// Data is encoded as JSON; a json.RawMessage is sent as it is.
+	Data any
+}
+
+// EventType names a hub event, with the Perl module's event names.
+type EventType string
+
+// The events a hub reports through Options.Callback and the actor system's
+// event stream.
+const (
+	EventSubscribe        EventType = "subscribe"
+	EventUnsubscribe      EventType = "unsubscribe"
+	EventPublish          EventType = "publish"
+	EventClientPush       EventType = "client_push"
+	EventClientConnect    EventType = "client_connect"
+	EventClientDisconnect EventType = "client_disconnect"
+)
+
+// Event is one hub event, with the keys of the Perl module's callback hash.
+type Event struct {
+	Type     EventType
+	ClientID string
+	Channel  string          // subscribe, unsubscribe, publish, client_push
+	Data     json.RawMessage // publish, client_push
+	ID       json.RawMessage // publish: the message id, when given
+	Ext      json.RawMessage // publish: the message ext, when given
+	IP       string          // client_connect of a remote client
+	Local    bool            // client_connect of an in-process client
+}

@@ -1,0 +1,627 @@
+package actors
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/bayeuxhub/bayeuxhub/protocol"
+)
+
+// sink is where a local subscription's deliveries go: a Go callback or an
+// actor.
+type sink struct {
+	fn  func(*Message)
+	pid *actor.PID
+}
+
+type subState uint8
+
+const (
+	subPending subState = iota // asked for; the channel actor has not acked
+	subActive                  // the channel actor delivers to us
+	subLeaving                 // unsubscribe sent; deliveries may still arrive
+)
+
+// subscription is one channel name or pattern a session is subscribed to.
+// A session's subscriptions are kept in the order they were made: a
+// delivery is accepted only through the oldest matching one.
+type subscription struct {
+	pattern string
+	channel *actor.PID
+	state   subState
+	sink    sink
+}
+
+// job is one unit of work a session does in order: a batch of a remote
+// request, or a subscribe/unsubscribe of a local client. A job may wait for
+// acks from channel actors; the session's other work (deliveries, held
+// connects) goes on meanwhile, but the next job waits.
+type job struct {
+	b   *remoteBatch // remote batch, or nil
+	loc *localJob    // local operation, or nil
+
+	started      bool
+	idx          int // next message of b
+	waiting      int // acks outstanding
+	after        func()
+	out          [][]byte
+	connect      *protocol.Reply // held-connect reply, when b has a connect
+	connTimeout  time.Duration
+	disconnected bool
+}
+
+type localJob struct {
+	unsubscribe bool
+	pattern     string
+	sink        sink
+	reply       chan error
+	err         error
+}
+
+// session is the actor of one client, remote or local.
+type session struct {
+	hub    *Hub
+	ref    *sessionRef
+	client *Client
+	log    zerolog.Logger
+
+	subs  []*subscription
+	queue [][]byte // encoded messages waiting for a connect
+
+	held      *job // the job whose /meta/connect is held
+	heldGen   uint64
+	heldTimer *time.Timer
+
+	cur     *job
+	backlog []*job
+
+	connected      bool // a first connect has been answered
+	flushScheduled bool
+	draining       bool
+	stopAdvice     *protocol.Advice // advice for the held connect when stopping
+}
+
+func newSession(h *Hub, ref *sessionRef, c *Client) *session {
+	return &session{
+		hub: h, ref: ref, client: c,
+		log: h.opts.Logger.With().Str("client", ref.id).Logger(),
+	}
+}
+
+func (s *session) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *delivery:
+		s.deliver(ctx, msg)
+	case flushNow:
+		s.flushScheduled = false
+		if s.held != nil && len(s.queue) > 0 {
+			s.answerHeld(ctx)
+		}
+	case *remoteBatch:
+		s.backlog = append(s.backlog, &job{b: msg})
+		s.run(ctx)
+	case *subscribed:
+		if sub := s.find(msg.pattern, subPending); sub != nil {
+			sub.state, sub.channel = subActive, msg.channel
+			s.hub.emit(Event{Type: EventSubscribe, ClientID: s.ref.id, Channel: msg.pattern})
+			s.ack(ctx)
+		}
+	case *unsubscribed:
+		if sub := s.find(msg.pattern, subLeaving); sub != nil {
+			s.removeSub(sub)
+			s.hub.emit(Event{Type: EventUnsubscribe, ClientID: s.ref.id, Channel: msg.pattern})
+			s.ack(ctx)
+		}
+	case pollTimeout:
+		if s.held != nil && msg.gen == s.heldGen {
+			s.answerHeld(ctx)
+		}
+	case *localSubscribe:
+		s.backlog = append(s.backlog, &job{loc: &localJob{pattern: msg.pattern, sink: msg.sink, reply: msg.reply}})
+		s.run(ctx)
+	case *localUnsubscribe:
+		s.backlog = append(s.backlog, &job{loc: &localJob{unsubscribe: true, pattern: msg.pattern, reply: msg.reply}})
+		s.run(ctx)
+	case *pushJSON:
+		s.enqueue(ctx, msg.wire)
+	case abandon:
+		s.abandon(msg.b)
+	case expire:
+		idle := s.ref.idleSince.Load()
+		if s.held == nil && s.cur == nil && idle != 0 && time.Since(time.Unix(0, idle)) > s.hub.opts.ConnectTimeout {
+			s.log.Info().Msg("client timed out: no /meta/connect outstanding")
+			s.stopAdvice = protocol.ErrUnknownClient(s.ref.id).Advice
+			ctx.Stop(ctx.Self())
+		}
+	case drain:
+		s.draining = true
+		if s.held != nil {
+			s.answerHeld(ctx)
+		}
+	case *actor.Stopping:
+		s.stopping()
+	}
+}
+
+// run starts or continues jobs in order until one waits for acks.
+func (s *session) run(ctx actor.Context) {
+	for {
+		j := s.cur
+		if j == nil {
+			if len(s.backlog) == 0 {
+				return
+			}
+			j = s.backlog[0]
+			s.backlog[0] = nil
+			s.backlog = s.backlog[1:]
+			s.cur = j
+		}
+		if j.waiting > 0 {
+			return
+		}
+		if f := j.after; f != nil {
+			j.after = nil
+			f()
+			continue
+		}
+		if j.loc != nil {
+			if !j.started {
+				j.started = true
+				s.startLocal(ctx, j)
+				continue
+			}
+			j.loc.reply <- j.loc.err
+			s.cur = nil
+			continue
+		}
+		if j.idx < len(j.b.msgs) {
+			m := j.b.msgs[j.idx]
+			j.idx++
+			s.handle(ctx, j, m)
+			continue
+		}
+		s.cur = nil
+		s.finish(ctx, j)
+		if j.disconnected {
+			ctx.Stop(ctx.Self())
+			return
+		}
+	}
+}
+
+// ack counts one channel ack for the current job and resumes it.
+func (s *session) ack(ctx actor.Context) {
+	if s.cur != nil && s.cur.waiting > 0 {
+		s.cur.waiting--
+		s.run(ctx)
+	}
+}
+
+func (s *session) reply(j *job, r *protocol.Reply) {
+	j.out = append(j.out, r.AppendJSON(make([]byte, 0, 128)))
+}
+
+func (s *session) fail(j *job, m *protocol.Message, err *protocol.Error) {
+	r := protocol.ReplyTo(m).Fail(err)
+	if m.ClientID != "" {
+		r.ClientID = s.ref.id
+	}
+	if len(m.Subscription.Raw) > 0 {
+		r.Subscription = m.Subscription.Raw
+	}
+	s.reply(j, r)
+}
+
+// handle processes one message of a remote batch.
+func (s *session) handle(ctx actor.Context, j *job, m *protocol.Message) {
+	if m.Invalid != nil {
+		s.fail(j, m, m.Invalid)
+		return
+	}
+	if j.disconnected {
+		s.fail(j, m, protocol.ErrUnknownClient(s.ref.id))
+		return
+	}
+	if err := s.hub.authorize(s.client, m); err != nil {
+		s.fail(j, m, err)
+		return
+	}
+	switch m.Channel {
+	case protocol.MetaConnect:
+		s.connectMsg(ctx, j, m)
+	case protocol.MetaSubscribe:
+		s.subscribeMsg(ctx, j, m)
+	case protocol.MetaUnsubscribe:
+		s.unsubscribeMsg(ctx, j, m)
+	case protocol.MetaDisconnect:
+		r := protocol.ReplyTo(m)
+		r.ClientID, r.Successful = s.ref.id, true
+		s.reply(j, r)
+		j.disconnected = true
+		s.stopAdvice = &protocol.Advice{Reconnect: protocol.ReconnectNone}
+		s.log.Debug().Msg("client disconnected")
+	case protocol.MetaHandshake:
+		s.fail(j, m, protocol.ErrBadRequest("Handshake must not carry a clientId"))
+	default:
+		s.publishMsg(ctx, j, m)
+	}
+}
+
+// connectMsg validates a /meta/connect; it is answered or held when the
+// batch ends, so that the batch's other replies travel with it.
+func (s *session) connectMsg(ctx actor.Context, j *job, m *protocol.Message) {
+	switch m.ConnectionType {
+	case "":
+		s.fail(j, m, protocol.ErrBadRequest("Missing connectionType"))
+		return
+	case protocol.LongPolling, protocol.CallbackPolling:
+	default:
+		e := &protocol.Error{Code: protocol.CodeUnsupported, Args: []string{m.ConnectionType}, Message: "Unsupported connection type"}
+		s.fail(j, m, e)
+		return
+	}
+	if j.connect != nil { // two connects in one batch: the first is answered now
+		j.connect.Successful = true
+		j.out = append(j.out, j.connect.AppendJSON(nil))
+	}
+	r := protocol.ReplyTo(m)
+	r.ClientID = s.ref.id
+	r.Advice = s.hub.connectAdvice()
+	j.connect = r
+	j.connTimeout = s.hub.opts.PollTimeout
+	if m.Advice != nil && m.Advice.Timeout != nil {
+		j.connTimeout = min(j.connTimeout, time.Duration(max(*m.Advice.Timeout, 0))*time.Millisecond)
+	}
+}
+
+// finish answers a remote batch, or holds its connect.
+func (s *session) finish(ctx actor.Context, j *job) {
+	if j.connect == nil || j.b.abandoned {
+		s.send(j, nil)
+		return
+	}
+	if j.disconnected {
+		j.connect.Fail(protocol.ErrUnknownClient(s.ref.id))
+		j.out = append(j.out, j.connect.AppendJSON(nil))
+		j.connect = nil
+		s.send(j, nil)
+		return
+	}
+	first := !s.connected
+	s.connected = true
+	if first || len(s.queue) > 0 || s.draining || j.connTimeout <= 0 {
+		j.connect.Successful = true
+		s.send(j, s.takeQueue())
+		s.ref.idleSince.Store(time.Now().UnixNano())
+		return
+	}
+	if s.held != nil { // one held connect per client: the older one returns
+		s.answerHeld(ctx)
+	}
+	s.held = j
+	s.heldGen++
+	gen, self, root := s.heldGen, ctx.Self(), s.hub.root
+	s.heldTimer = time.AfterFunc(j.connTimeout, func() { root.Send(self, pollTimeout{gen: gen}) })
+	s.ref.idleSince.Store(0)
+}
+
+// answerHeld completes the held connect with everything queued.
+func (s *session) answerHeld(ctx actor.Context) {
+	j := s.held
+	s.held = nil
+	if s.heldTimer != nil {
+		s.heldTimer.Stop()
+		s.heldTimer = nil
+	}
+	j.connect.Successful = true
+	s.send(j, s.takeQueue())
+	s.ref.idleSince.Store(time.Now().UnixNano())
+}
+
+// send delivers a batch's result: its replies, the deliveries, and the
+// connect reply last.
+func (s *session) send(j *job, deliveries [][]byte) {
+	res := &batchResult{replies: j.out, deliveries: deliveries}
+	if j.connect != nil {
+		res.tail = [][]byte{j.connect.AppendJSON(make([]byte, 0, 160))}
+	}
+	j.b.result <- res
+}
+
+func (s *session) takeQueue() [][]byte {
+	q := s.queue
+	s.queue = nil
+	return q
+}
+
+// abandon handles a request that went away: a held connect is dropped with
+// the queue kept; a result already sent but not read is taken back.
+func (s *session) abandon(b *remoteBatch) {
+	b.abandoned = true
+	if s.held != nil && s.held.b == b {
+		if s.heldTimer != nil {
+			s.heldTimer.Stop()
+			s.heldTimer = nil
+		}
+		s.held = nil
+		s.ref.idleSince.Store(time.Now().UnixNano())
+		return
+	}
+	select {
+	case res := <-b.result:
+		if len(res.deliveries) > 0 {
+			s.queue = append(res.deliveries, s.queue...)
+		}
+	default:
+	}
+}
+
+// enqueue adds an encoded message for the client and schedules a flush of
+// a held connect. The flush is a message to self, so deliveries already in
+// the mailbox join the same response.
+func (s *session) enqueue(ctx actor.Context, wire []byte) {
+	if s.client.Local {
+		return // local clients get deliveries through their sinks
+	}
+	s.queue = append(s.queue, wire)
+	if s.held != nil && !s.flushScheduled {
+		s.flushScheduled = true
+		ctx.Send(ctx.Self(), flushNow{})
+	}
+}
+
+// deliver accepts a message from a channel actor if it came through the
+// session's oldest subscription that matches its channel.
+func (s *session) deliver(ctx actor.Context, d *delivery) {
+	var sub *subscription
+	if len(s.subs) == 1 {
+		if s.subs[0].pattern == d.via && s.subs[0].state != subPending {
+			sub = s.subs[0]
+		}
+	} else {
+		for _, c := range s.subs {
+			if c.state != subPending && protocol.Match(c.pattern, d.msg.Channel) {
+				if c.pattern == d.via {
+					sub = c
+				}
+				break
+			}
+		}
+	}
+	if sub == nil {
+		return
+	}
+	s.hub.stats.delivered.Add(1)
+	if !s.client.Local {
+		s.enqueue(ctx, d.msg.wireJSON())
+		return
+	}
+	switch {
+	case sub.sink.pid != nil:
+		ctx.Send(sub.sink.pid, d.msg)
+	case sub.sink.fn != nil:
+		s.callSink(sub.sink.fn, d.msg)
+	}
+}
+
+func (s *session) callSink(fn func(*Message), m *Message) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error().Interface("panic", r).Str("channel", m.Channel).Bytes("stack", debug.Stack()).
+				Msg("local subscriber callback panicked")
+		}
+	}()
+	fn(m)
+}
+
+func (s *session) find(pattern string, state subState) *subscription {
+	for _, sub := range s.subs {
+		if sub.pattern == pattern && sub.state == state {
+			return sub
+		}
+	}
+	return nil
+}
+
+func (s *session) removeSub(sub *subscription) {
+	for i, c := range s.subs {
+		if c == sub {
+			s.subs = append(s.subs[:i], s.subs[i+1:]...)
+			return
+		}
+	}
+}
+
+// subscribed reports whether pattern is (being) subscribed and not leaving.
+func (s *session) subscribedTo(pattern string) bool {
+	return s.find(pattern, subActive) != nil || s.find(pattern, subPending) != nil
+}
+
+// checkSubscribable validates a name a client asks to subscribe to.
+func (s *session) checkSubscribable(name string) *protocol.Error {
+	kind, err := protocol.ParseChannel(name)
+	if err != nil {
+		return err.(*protocol.Error)
+	}
+	if kind == protocol.KindMeta || (kind == protocol.KindWildcard && protocol.IsMeta(name)) {
+		return protocol.ErrDenied(name, "Subscription to /meta channels denied")
+	}
+	return nil
+}
+
+func (s *session) subscribeMsg(ctx actor.Context, j *job, m *protocol.Message) {
+	names := m.Subscription.Names
+	if len(names) == 0 {
+		s.fail(j, m, protocol.ErrBadRequest("Missing subscription"))
+		return
+	}
+	for _, name := range names {
+		if err := s.checkSubscribable(name); err != nil {
+			s.fail(j, m, err)
+			return
+		}
+	}
+	for _, name := range names {
+		if protocol.IsService(name) || s.subscribedTo(name) {
+			continue // service subscriptions are not recorded (spec)
+		}
+		s.addSub(ctx, name, sink{})
+		j.waiting++
+	}
+	r := protocol.ReplyTo(m)
+	r.ClientID, r.Successful, r.Subscription = s.ref.id, true, m.Subscription.Raw
+	j.after = func() { s.reply(j, r) }
+}
+
+func (s *session) addSub(ctx actor.Context, pattern string, k sink) {
+	s.subs = append(s.subs, &subscription{pattern: pattern, state: subPending, sink: k})
+	ctx.Send(s.hub.pid, &subscribeReq{pattern: pattern, session: ctx.Self()})
+}
+
+func (s *session) unsubscribeMsg(ctx actor.Context, j *job, m *protocol.Message) {
+	names := m.Subscription.Names
+	if len(names) == 0 {
+		s.fail(j, m, protocol.ErrBadRequest("Missing subscription"))
+		return
+	}
+	for _, name := range names {
+		if _, err := protocol.ParseChannel(name); err != nil {
+			s.fail(j, m, err.(*protocol.Error))
+			return
+		}
+		if !protocol.IsService(name) && s.find(name, subActive) == nil {
+			s.fail(j, m, &protocol.Error{Code: protocol.CodeUnknownService, Args: []string{name}, Message: "Not subscribed"})
+			return
+		}
+	}
+	for _, name := range names {
+		if sub := s.find(name, subActive); sub != nil {
+			sub.state = subLeaving
+			ctx.Send(sub.channel, &removeSubscriber{session: ctx.Self()})
+			j.waiting++
+		}
+	}
+	r := protocol.ReplyTo(m)
+	r.ClientID, r.Successful, r.Subscription = s.ref.id, true, m.Subscription.Raw
+	j.after = func() { s.reply(j, r) }
+}
+
+func (s *session) publishMsg(ctx actor.Context, j *job, m *protocol.Message) {
+	msg, err := checkPublish(m)
+	if err != nil {
+		s.fail(j, m, err)
+		return
+	}
+	if protocol.IsService(m.Channel) {
+		s.serviceMsg(j, m)
+		return
+	}
+	msg.ClientID = s.ref.id
+	s.hub.route(ctx, msg)
+	r := protocol.ReplyTo(m)
+	r.Successful = true
+	s.reply(j, r)
+}
+
+// serviceMsg runs a /service handler; its replies go to this client only,
+// in this response.
+func (s *session) serviceMsg(j *job, m *protocol.Message) {
+	replies, err := s.hub.callService(s.client, m)
+	if err != nil {
+		s.fail(j, m, err)
+		return
+	}
+	r := protocol.ReplyTo(m)
+	r.Successful = true
+	s.reply(j, r)
+	j.out = append(j.out, replies...)
+}
+
+// startLocal begins a local client's subscribe or unsubscribe.
+func (s *session) startLocal(ctx actor.Context, j *job) {
+	l := j.loc
+	if l.unsubscribe {
+		sub := s.find(l.pattern, subActive)
+		if sub == nil {
+			l.err = fmt.Errorf("unsubscribe %s: not subscribed", l.pattern)
+			return
+		}
+		sub.state = subLeaving
+		ctx.Send(sub.channel, &removeSubscriber{session: ctx.Self()})
+		j.waiting++
+		return
+	}
+	if _, err := protocol.ParseChannel(l.pattern); err != nil {
+		l.err = fmt.Errorf("subscribe %s: %w", l.pattern, err)
+		return
+	}
+	if sub := s.find(l.pattern, subActive); sub != nil {
+		sub.sink = l.sink // re-subscribing changes where deliveries go
+		return
+	}
+	s.addSub(ctx, l.pattern, l.sink)
+	j.waiting++
+}
+
+// stopping answers everything that waits on the session as it ends.
+func (s *session) stopping() {
+	if s.heldTimer != nil {
+		s.heldTimer.Stop()
+	}
+	gone := protocol.ErrUnknownClient(s.ref.id)
+	if j := s.held; j != nil {
+		s.held = nil
+		if s.stopAdvice != nil && s.stopAdvice.Reconnect == protocol.ReconnectNone {
+			j.connect.Successful = true
+			j.connect.Advice = s.stopAdvice
+		} else {
+			j.connect.Fail(gone)
+		}
+		s.send(j, s.takeQueue())
+	}
+	jobs := s.backlog
+	if s.cur != nil {
+		jobs = append([]*job{s.cur}, jobs...)
+	}
+	s.cur, s.backlog = nil, nil
+	for _, j := range jobs {
+		if j.loc != nil {
+			j.loc.reply <- ErrClosed
+			continue
+		}
+		for ; j.idx < len(j.b.msgs); j.idx++ {
+			s.fail(j, j.b.msgs[j.idx], gone)
+		}
+		if j.connect != nil {
+			j.connect.Fail(gone)
+		}
+		s.send(j, nil)
+	}
+	if n := len(s.queue); n > 0 && !s.client.Local {
+		s.log.Info().Int("dropped", n).Msg("session ended with undelivered messages")
+	}
+}
+
+// marshalReply encodes a service reply as a delivery to the caller.
+func marshalReply(m *protocol.Message, r ServiceReply) ([]byte, error) {
+	ch := r.Channel
+	if ch == "" {
+		ch = m.Channel
+	}
+	var data []byte
+	switch d := r.Data.(type) {
+	case json.RawMessage:
+		data = d
+	default:
+		var err error
+		if data, err = json.Marshal(d); err != nil {
+			return nil, fmt.Errorf("encode reply data: %w", err)
+		}
+	}
+	return protocol.AppendDelivery(nil, ch, data, m.ID, nil), nil
+}

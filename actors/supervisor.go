@@ -1,0 +1,117 @@
+package actors
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// sessionRef is what the world outside a session actor knows of it: enough
+// to reach it, to wait on it, and to expire it. It holds no session state.
+type sessionRef struct {
+	id    string
+	pid   *actor.PID
+	local bool
+	ip    string
+
+	// done is closed by the supervisor when the session actor has stopped,
+	// for whatever reason; anyone waiting on the session gives up then.
+	done     chan struct{}
+	doneOnce sync.Once
+
+	// idleSince is the UnixNano time since which the client has had no
+	// /meta/connect outstanding, or 0 while one is held (or for local
+	// clients, which never expire). Written by the session, read by the
+	// supervisor's sweep.
+	idleSince atomic.Int64
+}
+
+func newSessionRef(id string, local bool, ip string) *sessionRef {
+	r := &sessionRef{id: id, local: local, ip: ip, done: make(chan struct{})}
+	if !local {
+		r.idleSince.Store(time.Now().UnixNano())
+	}
+	return r
+}
+
+func (r *sessionRef) close() { r.doneOnce.Do(func() { close(r.done) }) }
+
+// supervisor is the parent of every session actor. It spawns them, expires
+// idle ones and cleans up after any that end.
+type supervisor struct {
+	hub      *Hub
+	children map[string]*sessionRef // by session PID id
+	ticker   *time.Ticker
+	stopTick chan struct{}
+}
+
+func newSupervisor(h *Hub) *supervisor {
+	return &supervisor{hub: h, children: make(map[string]*sessionRef)}
+}
+
+// sweepInterval is how often idle sessions are looked for: a quarter of the
+// connect timeout, between 50 ms and 30 s (the Perl module's period).
+func sweepInterval(timeout time.Duration) time.Duration {
+	return min(max(timeout/4, 50*time.Millisecond), 30*time.Second)
+}
+
+func (s *supervisor) Receive(ctx actor.Context) {
+	h := s.hub
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		s.ticker = time.NewTicker(sweepInterval(h.opts.ConnectTimeout))
+		s.stopTick = make(chan struct{})
+		self, root, ticks, stop := ctx.Self(), h.root, s.ticker.C, s.stopTick
+		go func() {
+			for {
+				select {
+				case <-ticks:
+					root.Send(self, sweep{})
+				case <-stop:
+					return
+				}
+			}
+		}()
+	case *actor.Stopping:
+		s.ticker.Stop()
+		close(s.stopTick)
+	case *spawnSession:
+		ref := msg.ref
+		props := actor.PropsFromProducer(func() actor.Actor { return newSession(h, ref, msg.client) })
+		pid, err := ctx.SpawnNamed(props, ref.id)
+		if err != nil {
+			msg.reply <- err
+			return
+		}
+		ref.pid = pid
+		s.children[pid.Id] = ref
+		h.sessions.Store(ref.id, ref)
+		h.stats.clients.Add(1)
+		msg.reply <- nil
+		h.emit(Event{Type: EventClientConnect, ClientID: ref.id, IP: ref.ip, Local: ref.local})
+	case sweep:
+		now := time.Now().UnixNano()
+		limit := int64(h.opts.ConnectTimeout)
+		for _, ref := range s.children {
+			if idle := ref.idleSince.Load(); idle != 0 && now-idle > limit {
+				ctx.Send(ref.pid, expire{})
+			}
+		}
+	case drain:
+		for _, ref := range s.children {
+			ctx.Send(ref.pid, drain{})
+		}
+	case *actor.Terminated:
+		ref, ok := s.children[msg.Who.Id]
+		if !ok {
+			return
+		}
+		delete(s.children, msg.Who.Id)
+		h.sessions.CompareAndDelete(ref.id, ref)
+		h.stats.clients.Add(-1)
+		ref.close()
+		h.emit(Event{Type: EventClientDisconnect, ClientID: ref.id})
+	}
+}

@@ -1,0 +1,173 @@
+// Command bayeuxhub runs a Bayeux 1.0 (CometD) publish/subscribe server:
+// Bayeux long-polling at /cometd, the browser chat demo at /.
+//
+//	go run ./cmd/bayeuxhub --port 8080
+//
+// Run with --help for every flag.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"github.com/bayeuxhub/bayeuxhub/actors"
+	"github.com/bayeuxhub/bayeuxhub/server"
+	"github.com/bayeuxhub/bayeuxhub/static"
+	"github.com/bayeuxhub/bayeuxhub/transport"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "bayeuxhub:", err)
+		os.Exit(2)
+	}
+}
+
+// seconds is a duration flag that takes plain seconds ("120", as the Perl
+// module's options) or a Go duration ("2m", "500ms").
+type seconds struct{ d *time.Duration }
+
+func (s seconds) String() string {
+	if s.d == nil {
+		return ""
+	}
+	return s.d.String()
+}
+
+func (s seconds) Set(v string) error {
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		*s.d = time.Duration(n * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("want seconds or a duration such as 30s: %w", err)
+	}
+	*s.d = d
+	return nil
+}
+
+type options struct {
+	port, bind, alias, logFile, documentRoot, directoryIndex, typeExpires string
+	anonPublish, debug, metrics                                          bool
+	connectTimeout, pollTimeout                                          time.Duration
+	maxBody                                                              int64
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{connectTimeout: actors.DefaultConnectTimeout, pollTimeout: actors.DefaultPollTimeout}
+	fs := flag.NewFlagSet("bayeuxhub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.port, "port", "8080", "TCP `port` to listen on (Perl: Port)")
+	fs.StringVar(&o.bind, "bind", "", "`address` to listen on; empty means every interface")
+	fs.StringVar(&o.alias, "alias", actors.DefaultAlias, "`name` of the hub actor that local actors send to (Perl: Alias)")
+	fs.BoolVar(&o.anonPublish, "anon-publish", false, "let HTTP clients publish without a handshake (Perl: AnonPublish)")
+	fs.Var(seconds{&o.connectTimeout}, "connect-timeout", "`seconds` a client may go without a /meta/connect outstanding before its session is removed (Perl: ConnectTimeout)")
+	fs.Var(seconds{&o.pollTimeout}, "poll-timeout", "`seconds` a /meta/connect is held when there is nothing to deliver; keep it below your proxies' idle limits")
+	fs.Int64Var(&o.maxBody, "max-body", transport.DefaultMaxBody, "largest Bayeux request body in `bytes`; larger ones get 413")
+	fs.BoolVar(&o.debug, "debug", false, "log at debug level (Perl: Debug)")
+	fs.StringVar(&o.logFile, "log-file", "", "also append logs to this `file` (Perl: LogFile)")
+	fs.StringVar(&o.documentRoot, "document-root", "", "serve this `folder` at / instead of the embedded demo (Perl: DocumentRoot)")
+	fs.StringVar(&o.directoryIndex, "directory-index", "index.html", "comma-separated index file `names` for folders (Perl: DirectoryIndex)")
+	fs.StringVar(&o.typeExpires, "type-expires", "", "cache lifetimes per media type, e.g. `text/css=3600,image/png=86400` (seconds; Perl: TypeExpires)")
+	fs.BoolVar(&o.metrics, "metrics", false, "serve Prometheus metrics at /metrics (off by default: do not expose it publicly)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: bayeuxhub [flags]\n\nA Bayeux 1.0 (CometD) publish/subscribe server: Bayeux at /cometd, the chat demo at /.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return o, nil
+}
+
+func newLogger(o *options, stdout io.Writer) (zerolog.Logger, io.Closer, error) {
+	var out io.Writer = stdout
+	if f, ok := stdout.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		out = zerolog.ConsoleWriter{Out: stdout, TimeFormat: time.RFC3339}
+	}
+	var closer io.Closer = io.NopCloser(nil)
+	if o.logFile != "" {
+		f, err := os.OpenFile(o.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return zerolog.Logger{}, nil, fmt.Errorf("open log file: %w", err)
+		}
+		out, closer = zerolog.MultiLevelWriter(out, f), f
+	}
+	level := zerolog.InfoLevel
+	if o.debug {
+		level = zerolog.DebugLevel
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Logger(), closer, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, closer, err := newLogger(o, stdout)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	expires, err := static.ParseTypeExpires(o.typeExpires)
+	if err != nil {
+		return fmt.Errorf("--type-expires: %w", err)
+	}
+	var index []string
+	for _, n := range strings.Split(o.directoryIndex, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			index = append(index, n)
+		}
+	}
+	srv, err := server.Start(server.Config{
+		Addr: net.JoinHostPort(o.bind, o.port),
+		Hub: actors.Options{
+			Alias: o.alias, AnonPublish: o.anonPublish,
+			ConnectTimeout: o.connectTimeout, PollTimeout: o.pollTimeout,
+		},
+		MaxBody:        o.maxBody,
+		DocumentRoot:   o.documentRoot,
+		DirectoryIndex: index,
+		TypeExpires:    expires,
+		Metrics:        o.metrics,
+		Logger:         &log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info().Str("url", srv.URL()+"/").Msg("bayeuxhub ready")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	stop()
+	log.Info().Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info().Msg("bye")
+	return nil
+}

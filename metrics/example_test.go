@@ -1,0 +1,31 @@
+package metrics_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/bayeuxhub/bayeuxhub/metrics"
+)
+
+func ExampleNewHandler() {
+	h := metrics.NewHandler(func() metrics.Snapshot {
+		return metrics.Snapshot{Clients: 2, Channels: 3, Published: 10, Delivered: 25, Handshakes: 4}
+	})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for line := range strings.Lines(string(body)) {
+		if strings.HasPrefix(line, "bayeuxhub_") {
+			fmt.Print(line)
+		}
+	}
+	// Output:
+	// bayeuxhub_channels 3
+	// bayeuxhub_clients 2
+	// bayeuxhub_handshakes_total 4
+	// bayeuxhub_messages_delivered_total 25
+	// bayeuxhub_messages_published_total 10
+}

@@ -1,0 +1,140 @@
+package protocol
+
+import "strings"
+
+// Reserved channel names and prefixes.
+const (
+	MetaHandshake   = "/meta/handshake"
+	MetaConnect     = "/meta/connect"
+	MetaDisconnect  = "/meta/disconnect"
+	MetaSubscribe   = "/meta/subscribe"
+	MetaUnsubscribe = "/meta/unsubscribe"
+
+	metaPrefix    = "/meta/"
+	servicePrefix = "/service/"
+)
+
+// ChannelKind classifies a syntactically valid channel name.
+type ChannelKind uint8
+
+// The kinds of channel a name can denote.
+const (
+	KindRegular  ChannelKind = iota // a plain broadcast channel such as /chat/demo
+	KindMeta                        // /meta/**: the protocol's own channels
+	KindService                     // /service/**: request/response, never broadcast
+	KindWildcard                    // a pattern ending in /* or /**
+)
+
+// ParseChannel checks name against the Bayeux channel grammar (spec: Channels,
+// Channel Globbing) and classifies it. Names are case sensitive and are never
+// normalised: "/Meta/connect" is a regular channel and "//meta/connect" is
+// invalid. A wildcard may only be the last segment.
+func ParseChannel(name string) (ChannelKind, error) {
+	if len(name) < 2 || name[0] != '/' {
+		return 0, ErrInvalidChannel(name)
+	}
+	segStart := 1
+	for i := 1; i <= len(name); i++ {
+		if i < len(name) && name[i] != '/' {
+			continue
+		}
+		seg := name[segStart:i]
+		last := i == len(name)
+		switch {
+		case seg == "":
+			return 0, ErrInvalidChannel(name)
+		case seg == "*" || seg == "**":
+			if !last {
+				return 0, ErrInvalidChannel(name)
+			}
+			return KindWildcard, nil
+		case !isToken(seg):
+			return 0, ErrInvalidChannel(name)
+		}
+		segStart = i + 1
+	}
+	switch {
+	case strings.HasPrefix(name, metaPrefix):
+		return KindMeta, nil
+	case strings.HasPrefix(name, servicePrefix):
+		return KindService, nil
+	}
+	return KindRegular, nil
+}
+
+// IsMeta reports whether name lies in the reserved /meta/ space. It is a
+// prefix test on the raw name: callers use it after ParseChannel.
+func IsMeta(name string) bool { return strings.HasPrefix(name, metaPrefix) }
+
+// IsService reports whether name lies in the /service/ space.
+func IsService(name string) bool { return strings.HasPrefix(name, servicePrefix) }
+
+// isToken reports whether s is a spec "token": one or more of alphanum or mark
+// ("-" "_" "!" "~" "(" ")" "$" "@").
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !tokenChar[s[i]] {
+			return false
+		}
+	}
+	return s != ""
+}
+
+var tokenChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-_!~()$@" {
+		t[c] = true
+	}
+	return t
+}()
+
+// Match reports whether the channel name matches pattern, which is either a
+// plain channel name (exact match) or a trailing-wildcard pattern: "/a/*"
+// matches one more segment, "/a/**" one or more.
+func Match(pattern, name string) bool {
+	n := len(pattern)
+	switch {
+	case n >= 2 && pattern[n-2:] == "/*":
+		prefix := pattern[:n-1] // keeps the slash
+		rest, ok := strings.CutPrefix(name, prefix)
+		return ok && rest != "" && !strings.Contains(rest, "/")
+	case n >= 3 && pattern[n-3:] == "/**":
+		prefix := pattern[:n-2]
+		rest, ok := strings.CutPrefix(name, prefix)
+		return ok && rest != ""
+	}
+	return pattern == name
+}
+
+// Patterns calls fn with every subscription name that a publish to the
+// regular channel name can reach, most specific first: the name itself, its
+// parent's "/*", then "/**" of every ancestor. For "/a/b/c" that is "/a/b/c",
+// "/a/b/*", "/a/b/**", "/a/**" and "/**". The byte slice passed to fn is
+// reused between calls; fn must not keep it (a map lookup with
+// m[string(b)] does not allocate).
+func Patterns(name string, fn func(pattern []byte)) {
+	var stack [128]byte
+	buf := stack[:0]
+	fn(append(buf, name...))
+	last := strings.LastIndexByte(name, '/')
+	if last < 0 {
+		return
+	}
+	buf = append(append(buf[:0], name[:last+1]...), '*')
+	fn(buf)
+	for i := last; i >= 0; i-- {
+		if name[i] != '/' {
+			continue
+		}
+		buf = append(append(buf[:0], name[:i+1]...), '*', '*')
+		fn(buf)
+	}
+}

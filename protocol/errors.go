@@ -1,0 +1,86 @@
+package protocol
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Error is a Bayeux error, written on the wire in the spec's
+// "code:args:message" form, for example "402:abc123:Unknown client".
+type Error struct {
+	Code    int      // three-digit code
+	Args    []string // optional arguments, joined with ","
+	Message string   // human-readable text
+	// Advice, when non-nil, is sent with the failed reply (for example
+	// reconnect "handshake" for an unknown client).
+	Advice *Advice
+}
+
+// Error returns the wire form of e.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(e.Code))
+	b.WriteByte(':')
+	for i, a := range e.Args {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(a)
+	}
+	b.WriteByte(':')
+	b.WriteString(e.Message)
+	return b.String()
+}
+
+// Error codes used by bayeuxhub. The spec fixes only the format; these
+// follow its examples and CometD's usage.
+const (
+	CodeBadRequest         = 400 // malformed message or wrong field type
+	CodeNoClientID         = 401 // a clientId is required and missing
+	CodeUnknownClient      = 402 // unknown or expired clientId
+	CodeDenied             = 403 // refused: reserved channel, authorization hook, limit
+	CodeUnknownService     = 404 // no handler for a /service channel
+	CodeInvalidChannel     = 405 // the name does not follow the channel grammar
+	CodeUnsupported        = 406 // version or connection type not supported
+	CodeTooLarge           = 413 // request or message over a size limit
+	CodeServerError        = 500 // a handler failed; the hub keeps running
+	CodeServiceUnavailable = 503 // the hub is shutting down
+)
+
+// ErrBadRequest reports a malformed message.
+func ErrBadRequest(why string) *Error {
+	return &Error{Code: CodeBadRequest, Message: why}
+}
+
+// ErrNoClientID reports a message that needs a clientId and has none.
+func ErrNoClientID() *Error {
+	return &Error{Code: CodeNoClientID, Message: "No client ID"}
+}
+
+// ErrUnknownClient reports an unknown or expired client and advises a new
+// handshake, as the spec's connection negotiation requires.
+func ErrUnknownClient(clientID string) *Error {
+	return &Error{
+		Code: CodeUnknownClient, Args: []string{clientID}, Message: "Unknown client",
+		Advice: &Advice{Reconnect: ReconnectHandshake, Interval: Int(0)},
+	}
+}
+
+// ErrDenied reports a refused operation on channel with a reason.
+func ErrDenied(channel, why string) *Error {
+	var args []string
+	if channel != "" {
+		args = []string{channel}
+	}
+	return &Error{Code: CodeDenied, Args: args, Message: why}
+}
+
+// ErrInvalidChannel reports a name that is not a valid channel.
+func ErrInvalidChannel(name string) *Error {
+	return &Error{Code: CodeInvalidChannel, Args: []string{name}, Message: "Invalid channel"}
+}
+
+// ErrUnknownService reports a publish to a /service channel with no handler.
+func ErrUnknownService(name string) *Error {
+	return &Error{Code: CodeUnknownService, Args: []string{name}, Message: "Unknown service"}
+}

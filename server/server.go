@@ -1,0 +1,222 @@
+// Package server assembles a complete bayeuxhub: an actor system, the hub,
+// the long-polling transport at /cometd, the static document root at /,
+// the live statistics channel and, optionally, Prometheus metrics. The
+// bayeuxhub command is a thin wrapper around it; programs that want only
+// some of the parts use packages actors and transport directly.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/gorilla/mux"
+	"github.com/rs/zerolog"
+
+	"github.com/bayeuxhub/bayeuxhub/actors"
+	"github.com/bayeuxhub/bayeuxhub/htdocs"
+	"github.com/bayeuxhub/bayeuxhub/metrics"
+	"github.com/bayeuxhub/bayeuxhub/static"
+	"github.com/bayeuxhub/bayeuxhub/transport"
+)
+
+// DefaultStatsChannel is where the hub publishes its live figures.
+const DefaultStatsChannel = "/bayeuxhub/stats"
+
+// Config configures a Server. The zero value serves the embedded demo and
+// Bayeux at /cometd on :8080 with the hub's defaults.
+type Config struct {
+	// Addr is the listen address (default ":8080"; "127.0.0.1:0" picks a
+	// free port).
+	Addr string
+	// Hub configures the Bayeux hub; its Logger defaults to Logger.
+	Hub actors.Options
+	// System is an existing actor system to run the hub in; nil creates
+	// one whose logs go to Logger.
+	System *actor.ActorSystem
+	// MaxBody limits a Bayeux request body (default 1 MiB).
+	MaxBody int64
+	// DocumentRoot is a folder served at /; empty serves the embedded
+	// htdocs.
+	DocumentRoot string
+	// DirectoryIndex lists index file names (default index.html).
+	DirectoryIndex []string
+	// TypeExpires sets cache lifetimes per media type.
+	TypeExpires map[string]time.Duration
+	// PostHandle may change the headers of static responses.
+	PostHandle func(*http.Request, http.Header)
+	// Metrics serves Prometheus metrics at /metrics.
+	Metrics bool
+	// StatsChannel is where live figures are published every
+	// StatsInterval (default DefaultStatsChannel and 1 s); "-" disables.
+	StatsChannel  string
+	StatsInterval time.Duration
+	// Logger receives all logs, the actor runtime's included; nil means
+	// none.
+	Logger *zerolog.Logger
+}
+
+// Server is a running bayeuxhub.
+type Server struct {
+	cfg       Config
+	log       zerolog.Logger
+	system    *actor.ActorSystem
+	ownSystem bool
+	hub       *actors.Hub
+	router    *mux.Router
+	http      *http.Server
+	listener  net.Listener
+	served    chan error
+	stopStats chan struct{}
+	statsDone chan struct{}
+}
+
+// NewActorSystem returns an actor system whose own logs (protoactor-go
+// logs through log/slog) go to logger.
+func NewActorSystem(logger zerolog.Logger) *actor.ActorSystem {
+	al := logger.With().Str("component", "protoactor").Logger()
+	return actor.NewActorSystemWithConfig(actor.Configure(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return slog.New(zerolog.NewSlogHandler(al))
+		}),
+	))
+}
+
+// New builds a server without listening: use Handler to mount it, or
+// Start to serve.
+func New(cfg Config) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = ":8080"
+	}
+	log := zerolog.Nop()
+	if cfg.Logger != nil {
+		log = *cfg.Logger
+	}
+	if cfg.Hub.Logger == nil {
+		cfg.Hub.Logger = &log
+	}
+	s := &Server{cfg: cfg, log: log, system: cfg.System}
+	if s.system == nil {
+		s.system, s.ownSystem = NewActorSystem(log), true
+	}
+	hub, err := actors.Start(s.system, cfg.Hub)
+	if err != nil {
+		return nil, fmt.Errorf("start hub: %w", err)
+	}
+	s.hub = hub
+
+	files, err := static.New(static.Options{
+		Root: htdocs.FS, Dir: cfg.DocumentRoot, DirectoryIndex: cfg.DirectoryIndex,
+		TypeExpires: cfg.TypeExpires, PostHandle: cfg.PostHandle, Logger: log,
+	})
+	if err != nil {
+		_ = hub.Shutdown(context.Background())
+		return nil, fmt.Errorf("document root: %w", err)
+	}
+	r := mux.NewRouter()
+	transport.NewLongPolling(hub, transport.Options{MaxBody: cfg.MaxBody, Logger: &log}).Register(r, "/cometd")
+	if cfg.Metrics {
+		r.Handle("/metrics", metrics.NewHandler(func() metrics.Snapshot {
+			st := hub.Stats()
+			return metrics.Snapshot{Clients: st.Clients, Channels: st.Channels, Published: st.Published,
+				Delivered: st.Delivered, Handshakes: st.Handshakes}
+		}))
+	}
+	r.PathPrefix("/").Handler(files)
+	s.router = r
+
+	if err := s.startStats(); err != nil {
+		_ = hub.Shutdown(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start builds a server and serves it on cfg.Addr in the background.
+func Start(cfg Config) (*Server, error) {
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		_ = s.Shutdown(context.Background())
+		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.Serve(ln)
+	return s, nil
+}
+
+// Serve serves on ln in the background; Shutdown stops it.
+func (s *Server) Serve(ln net.Listener) {
+	s.listener = ln
+	s.http = &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+	s.served = make(chan error, 1)
+	go func() { s.served <- s.http.Serve(ln) }()
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("serving Bayeux at /cometd")
+}
+
+// Handler returns the server's HTTP handler: /cometd and everything else.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Router returns the server's router, to add routes before serving.
+func (s *Server) Router() *mux.Router { return s.router }
+
+// Hub returns the server's hub.
+func (s *Server) Hub() *actors.Hub { return s.hub }
+
+// Addr returns the address the server listens on, once serving.
+func (s *Server) Addr() net.Addr {
+	if s.listener == nil {
+		return nil
+	}
+	return s.listener.Addr()
+}
+
+// URL returns "http://host:port" for the listening address.
+func (s *Server) URL() string {
+	a, ok := s.Addr().(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(a.Port))
+}
+
+// Shutdown stops accepting requests, answers every held /meta/connect at
+// once, waits for requests in progress, then stops the hub's actors (and
+// the actor system when the server created it).
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	s.stopStatsLoop()
+	s.hub.Drain()
+	if s.http != nil {
+		if err := s.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		if err := <-s.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("serve: %w", err))
+		}
+	}
+	if err := s.hub.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if s.ownSystem {
+		s.system.Shutdown()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,5 @@
+package test
+
+import "github.com/bayeuxhub/bayeuxhub/protocol"
+
+type protocolMessage = protocol.Message

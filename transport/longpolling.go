@@ -1,0 +1,212 @@
+package transport
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/rs/zerolog"
+
+	"github.com/bayeuxhub/bayeuxhub/actors"
+	"github.com/bayeuxhub/bayeuxhub/protocol"
+)
+
+// DefaultMaxBody is the default limit on a request body: 1 MiB.
+const DefaultMaxBody = 1 << 20
+
+// Options configures the long-polling transport.
+type Options struct {
+	// MaxBody limits a request body in bytes (default DefaultMaxBody); a
+	// larger request gets 413.
+	MaxBody int64
+	// Logger receives the transport's logs; nil means none.
+	Logger *zerolog.Logger
+}
+
+// LongPolling is the HTTP long-polling and callback-polling transport. It
+// is an http.Handler.
+type LongPolling struct {
+	hub     *actors.Hub
+	maxBody int64
+	log     zerolog.Logger
+}
+
+// NewLongPolling returns the long-polling transport for hub.
+func NewLongPolling(hub *actors.Hub, opts Options) *LongPolling {
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	log := zerolog.Nop()
+	if opts.Logger != nil {
+		log = opts.Logger.With().Str("component", "long-polling").Logger()
+	}
+	return &LongPolling{hub: hub, maxBody: opts.MaxBody, log: log}
+}
+
+// Register mounts t on r at path (for example "/cometd") and at every path
+// below it, as the CometD client posts to /cometd/handshake, /cometd/connect
+// and so on.
+func (t *LongPolling) Register(r *mux.Router, path string) {
+	path = strings.TrimSuffix(path, "/")
+	r.Handle(path, t)
+	r.PathPrefix(path + "/").Handler(t)
+}
+
+// callbackName is what a JSONP callback name may look like: a JavaScript
+// identifier path, nothing that could inject script.
+var callbackName = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]{0,63}(\.[A-Za-z_$][A-Za-z0-9_$]{0,63}){0,3}$`)
+
+// defaultCallback is the spec's JSONP callback name when none is given.
+const defaultCallback = "jsonpcallback"
+
+// ServeHTTP handles one Bayeux request.
+func (t *LongPolling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
+
+	msgs, jsonp, status, err := t.decode(w, r)
+	if err != nil {
+		t.log.Debug().Err(err).Str("remote", r.RemoteAddr).Int("status", status).Msg("bad request")
+		writeError(w, status, err)
+		return
+	}
+	parts := t.hub.HandleRemote(r.Context(), actors.RemoteRequest{Messages: msgs, RemoteAddr: r.RemoteAddr})
+	if parts == nil {
+		return // the client went away while its connect was held
+	}
+	body := make([]byte, 0, bodySize(parts)+len(jsonp)+4)
+	if jsonp != "" {
+		h.Set("Content-Type", "text/javascript; charset=utf-8")
+		body = append(append(body, jsonp...), '(')
+	} else {
+		h.Set("Content-Type", "application/json; charset=utf-8")
+	}
+	body = appendArray(body, parts)
+	if jsonp != "" {
+		body = append(body, ");"...)
+	}
+	if _, err := w.Write(body); err != nil {
+		t.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("write response")
+	}
+}
+
+// decode reads the messages of a request and the JSONP callback name (empty
+// for plain JSON). On error it returns the HTTP status to answer with.
+func (t *LongPolling) decode(w http.ResponseWriter, r *http.Request) (msgs []*protocol.Message, jsonp string, status int, err error) {
+	var form url.Values
+	switch r.Method {
+	case http.MethodPost:
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, t.maxBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return nil, "", http.StatusRequestEntityTooLarge,
+					&protocol.Error{Code: protocol.CodeTooLarge, Message: "Request body too large"}
+			}
+			return nil, "", http.StatusBadRequest, protocol.ErrBadRequest("Cannot read request body")
+		}
+		ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		switch ct {
+		case "application/json", "text/json", "text/plain", "":
+			msgs, err = protocol.Decode(body)
+			if err != nil {
+				return nil, "", http.StatusBadRequest, err
+			}
+			form = r.URL.Query()
+		case "application/x-www-form-urlencoded":
+			form, err = url.ParseQuery(string(body))
+			if err != nil {
+				return nil, "", http.StatusBadRequest, protocol.ErrBadRequest("Malformed form body")
+			}
+		default:
+			return nil, "", http.StatusUnsupportedMediaType,
+				&protocol.Error{Code: protocol.CodeBadRequest, Args: []string{ct}, Message: "Unsupported content type"}
+		}
+	case http.MethodGet:
+		if len(r.URL.RawQuery) > int(t.maxBody) {
+			return nil, "", http.StatusRequestEntityTooLarge,
+				&protocol.Error{Code: protocol.CodeTooLarge, Message: "Request too large"}
+		}
+		form = r.URL.Query()
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		return nil, "", http.StatusMethodNotAllowed,
+			&protocol.Error{Code: protocol.CodeBadRequest, Args: []string{r.Method}, Message: "Method not allowed"}
+	}
+	if msgs == nil {
+		values := form["message"]
+		if len(values) == 0 {
+			return nil, "", http.StatusBadRequest, protocol.ErrBadRequest("Missing message parameter")
+		}
+		for _, v := range values {
+			batch, err := protocol.Decode([]byte(v))
+			if err != nil {
+				return nil, "", http.StatusBadRequest, err
+			}
+			msgs = append(msgs, batch...)
+		}
+	}
+	if names, ok := form["jsonp"]; ok {
+		jsonp = names[0]
+		if !callbackName.MatchString(jsonp) {
+			return nil, "", http.StatusBadRequest, protocol.ErrBadRequest("Invalid jsonp callback name")
+		}
+	} else if r.Method == http.MethodGet && wantsCallback(msgs) {
+		jsonp = defaultCallback
+	}
+	return msgs, jsonp, 0, nil
+}
+
+// wantsCallback reports whether a GET request speaks callback-polling
+// without naming its callback.
+func wantsCallback(msgs []*protocol.Message) bool {
+	for _, m := range msgs {
+		if m.ConnectionType == protocol.CallbackPolling {
+			return true
+		}
+		for _, t := range m.SupportedConnectionTypes {
+			if t == protocol.CallbackPolling && len(m.SupportedConnectionTypes) == 1 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func bodySize(parts [][]byte) int {
+	n := 2
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	return n
+}
+
+func appendArray(buf []byte, parts [][]byte) []byte {
+	buf = append(buf, '[')
+	for i, p := range parts {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, p...)
+	}
+	return append(buf, ']')
+}
+
+// writeError answers a request that could not be read at all: an HTTP
+// error status with a one-message Bayeux error body.
+func writeError(w http.ResponseWriter, status int, err error) {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		pe = protocol.ErrBadRequest(err.Error())
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	body := append([]byte(`[{"successful":false,"error":`), protocol.AppendString(nil, pe.Error())...)
+	_, _ = w.Write(append(body, "}]"...))
+}
