@@ -124,6 +124,9 @@ func Decode(body []byte) ([]*Message, error) {
 	}
 	switch body[0] {
 	case '{':
+		if !json.Valid(body) {
+			return nil, ErrBadRequest("Malformed JSON")
+		}
 		m := decodeOne(body)
 		return []*Message{m}, nil
 	case '[':

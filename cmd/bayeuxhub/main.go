@@ -65,9 +65,9 @@ func (s seconds) Set(v string) error {
 
 type options struct {
 	port, bind, alias, logFile, documentRoot, directoryIndex, typeExpires string
-	anonPublish, debug, metrics                                          bool
-	connectTimeout, pollTimeout                                          time.Duration
-	maxBody                                                              int64
+	anonPublish, debug, metrics                                           bool
+	connectTimeout, pollTimeout                                           time.Duration
+	maxBody                                                               int64
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {

@@ -1,0 +1,119 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestDecode(t *testing.T) {
+	msgs, err := Decode([]byte(`{"channel":"/a","data":1,"id":"x"}`))
+	if err != nil || len(msgs) != 1 || msgs[0].Channel != "/a" || string(msgs[0].ID) != `"x"` {
+		t.Fatalf("single object: %v %v", msgs, err)
+	}
+	msgs, err = Decode([]byte(`[{"channel":"/meta/subscribe","subscription":["/a","/b"]},{"channel":"/meta/subscribe","subscription":"/c"}]`))
+	if err != nil || len(msgs) != 2 || len(msgs[0].Subscription.Names) != 2 || msgs[1].Subscription.Names[0] != "/c" {
+		t.Fatalf("subscriptions: %+v %v", msgs, err)
+	}
+	if string(msgs[1].Subscription.Raw) != `"/c"` {
+		t.Fatalf("raw subscription %s", msgs[1].Subscription.Raw)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	for _, body := range []string{``, `   `, `nonsense`, `"string"`, `42`, `[]`, `[{"channel":"/a"}`, `{"channel":`} {
+		if _, err := Decode([]byte(body)); err == nil || err.(*Error).Code != CodeBadRequest {
+			t.Errorf("Decode(%q) = %v, want a 400", body, err)
+		}
+	}
+	// A bad element fails alone; its neighbours are served.
+	msgs, err := Decode([]byte(`[{"channel":"/ok","data":1},{"channel":5},{"channel":"/x","id":{"a":1}},{"channel":"/y","ext":[1]},null,{"channel":"/s","subscription":7,"id":"k"}]`))
+	if err != nil || len(msgs) != 6 {
+		t.Fatalf("mixed batch: %v %v", msgs, err)
+	}
+	if msgs[0].Invalid != nil {
+		t.Errorf("good message marked invalid: %v", msgs[0].Invalid)
+	}
+	for i := 1; i < 6; i++ {
+		if msgs[i].Invalid == nil || msgs[i].Invalid.Code != CodeBadRequest {
+			t.Errorf("message %d: want a 400, got %+v", i, msgs[i])
+		}
+	}
+	if msgs[5].Channel != "/s" || string(msgs[5].ID) != `"k"` {
+		t.Errorf("channel and id not recovered for the error reply: %+v", msgs[5])
+	}
+	if !strings.Contains(msgs[1].Invalid.Message, "channel") {
+		t.Errorf("error does not name the field: %v", msgs[1].Invalid)
+	}
+}
+
+func TestReplyJSON(t *testing.T) {
+	r := &Reply{Channel: "/meta/handshake", ID: json.RawMessage(`"1"`), ClientID: "abc", Successful: true,
+		Version: "1.0", SupportedConnectionTypes: []string{"long-polling"},
+		Advice: &Advice{Reconnect: ReconnectRetry, Interval: Int(0), Timeout: Int(30000)}}
+	var got map[string]any
+	if err := json.Unmarshal(r.AppendJSON(nil), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["clientId"] != "abc" || got["successful"] != true || got["advice"].(map[string]any)["timeout"] != 30000.0 {
+		t.Fatalf("reply: %v", got)
+	}
+	f := ReplyTo(&Message{Channel: "/x"}).Fail(ErrUnknownClient("c1"))
+	if err := json.Unmarshal(f.AppendJSON(nil), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["error"] != "402:c1:Unknown client" || got["successful"] != false {
+		t.Fatalf("error reply: %v", got)
+	}
+}
+
+func TestAppendString(t *testing.T) {
+	for _, s := range []string{"", "plain", "quote\" back\\slash", "ctl\x00\x1f\n\t\r", "<script>&", "héllo ☃ 𝄞", "bad\xffutf8", "line\u2028sep\u2029"} {
+		b := AppendString(nil, s)
+		var back string
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("AppendString(%q) = %s: not JSON: %v", s, b, err)
+		}
+		want := strings.ToValidUTF8(s, "\ufffd")
+		if back != want {
+			t.Errorf("round trip of %q = %q", s, back)
+		}
+		if strings.ContainsAny(string(b), "<>&\u2028\u2029") {
+			t.Errorf("AppendString(%q) = %s leaves characters unsafe for JSONP", s, b)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, seed := range []string{
+		`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}]`,
+		`{"channel":"/meta/connect","clientId":"x","connectionType":"long-polling","advice":{"timeout":0}}`,
+		`[{"channel":"/meta/subscribe","subscription":["/a/*","/b/**"]},{"channel":"/a","data":{"x":[1,2]},"id":7,"ext":{}}]`,
+		`[{"channel":5},null,{"id":{"a":1}}]`,
+		`[{"channel":"/x","data":"\u2028<\/script>"}]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		msgs, err := Decode(body)
+		if err != nil {
+			return
+		}
+		for _, m := range msgs {
+			r := ReplyTo(m)
+			if m.Invalid != nil {
+				r.Fail(m.Invalid)
+			}
+			out := r.AppendJSON(nil)
+			if !json.Valid(out) {
+				t.Fatalf("reply to %q is not valid JSON: %s", body, out)
+			}
+			if m.Invalid == nil && m.Data != nil {
+				d := AppendDelivery(nil, m.Channel, m.Data, m.ID, m.Ext)
+				if !json.Valid(d) {
+					t.Fatalf("delivery of %q is not valid JSON: %s", body, d)
+				}
+			}
+		}
+	})
+}
