@@ -77,9 +77,14 @@ type Server struct {
 }
 
 // NewActorSystem returns an actor system whose own logs (protoactor-go
-// logs through log/slog) go to logger.
+// logs through log/slog) go to logger. The runtime's routine Info lines
+// (dead letters of stopped actors, supervision notes that the hub logs
+// itself) are kept only when logger is at debug level.
 func NewActorSystem(logger zerolog.Logger) *actor.ActorSystem {
 	al := logger.With().Str("component", "protoactor").Logger()
+	if logger.GetLevel() > zerolog.DebugLevel {
+		al = al.Level(max(logger.GetLevel(), zerolog.WarnLevel))
+	}
 	return actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return slog.New(zerolog.NewSlogHandler(al))

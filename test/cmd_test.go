@@ -1,0 +1,152 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bayeuxhub/bayeuxhub/server"
+)
+
+// buildCommand builds cmd/bayeuxhub once per test binary run.
+func buildCommand(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bayeuxhub")
+	cmd := exec.Command("go", "build", "-o", bin, "../cmd/bayeuxhub")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestCommandSignalShutdown runs the real binary, holds a long-poll on it,
+// sends SIGTERM and checks that the poll is answered at once and the process
+// exits 0.
+func TestCommandSignalShutdown(t *testing.T) {
+	bin := buildCommand(t)
+	logFile := filepath.Join(t.TempDir(), "hub.log")
+	cmd := exec.Command(bin, "--port", "0", "--bind", "127.0.0.1", "--log-file", logFile)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	// The "serving" log line names the address.
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var line struct{ Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Addr != "" {
+				addr <- line.Addr
+			}
+		}
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not report its address")
+	}
+	c := &client{t: t, url: base + "/cometd", http: &http.Client{Timeout: 30 * time.Second}}
+	c.start()
+	held := make(chan []msg, 1)
+	go func() { held <- c.connect() }()
+	time.Sleep(200 * time.Millisecond) // let the connect be held
+
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-held:
+		if find(r, "/meta/connect") == nil {
+			t.Fatalf("held connect at shutdown: %v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("held connect not answered within 5 s of SIGTERM")
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("process did not exit within 10 s of SIGTERM")
+	}
+	t.Logf("shut down in %v", time.Since(start))
+	logged, err := os.ReadFile(logFile)
+	if err != nil || !strings.Contains(string(logged), "shutting down") {
+		t.Fatalf("--log-file did not get the logs: %v %q", err, logged)
+	}
+}
+
+func TestCommandHelpAndBadFlags(t *testing.T) {
+	bin := buildCommand(t)
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+	for _, flag := range []string{"-port", "-bind", "-alias", "-anon-publish", "-connect-timeout", "-poll-timeout", "-max-body", "-debug", "-log-file", "-document-root", "-metrics"} {
+		if !strings.Contains(string(out), flag) {
+			t.Errorf("--help does not explain %s", flag)
+		}
+	}
+	out, err = exec.Command(bin, "--poll-timeout", "soon").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "poll-timeout") {
+		t.Fatalf("bad flag: %v\n%s", err, out)
+	}
+}
+
+// TestServerShutdownAnswersHeldConnects checks the embedded server's
+// Shutdown: held connects return at once and Shutdown does not wait out the
+// poll timeout.
+func TestServerShutdownAnswersHeldConnects(t *testing.T) {
+	srv, err := server.Start(server.Config{Addr: "127.0.0.1:0", StatsChannel: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := make([]*client, 5)
+	held := make(chan []msg, len(clients))
+	for i := range clients {
+		clients[i] = newClient(t, srv).start()
+		go func() { held <- clients[i].connect() }()
+	}
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("Shutdown took %v", d)
+	}
+	for range clients {
+		select {
+		case r := <-held:
+			if find(r, "/meta/connect") == nil {
+				t.Fatalf("held connect: %v", r)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a held connect was not answered")
+		}
+	}
+}
