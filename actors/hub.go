@@ -177,8 +177,9 @@ func (h *Hub) route(sender actor.SenderContext, m *Message) {
 	h.emit(Event{Type: EventPublish, ClientID: m.ClientID, Channel: m.Channel, Data: m.Data, ID: m.ID, Ext: m.Ext})
 }
 
-// emit reports an event to the user's callback and the event stream. A
-// panicking callback is logged and otherwise ignored.
+// emit reports an event to the user's callback and, as an Event value, on
+// the actor system's event stream. A panicking callback is logged and
+// otherwise ignored.
 func (h *Hub) emit(e Event) {
 	if h.opts.Callback != nil {
 		func() {
@@ -191,6 +192,7 @@ func (h *Hub) emit(e Event) {
 			h.opts.Callback(e)
 		}()
 	}
+	h.system.EventStream.Publish(e)
 }
 
 // lookupSession returns the live session for a client id.
@@ -259,6 +261,8 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		if pattern, ok := a.names[msg.Who.Id]; ok {
 			a.forget(pattern, msg.Who)
 		}
+	default:
+		a.handleAPI(ctx, msg)
 	}
 }
 

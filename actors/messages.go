@@ -127,18 +127,19 @@ type sweep struct{}
 
 // ---- local clients ----
 
-// localSubscribe subscribes a local session; reply gets nil or the error.
+// localSubscribe subscribes a session from Go code or another actor; the
+// outcome goes to reply (a LocalClient call) and/or replyTo (an actor that
+// sent a Subscribe with a sender) as a *Result.
 type localSubscribe struct {
 	pattern string
 	sink    sink
 	reply   chan error
+	replyTo *actor.PID
 }
 
+// localUnsubscribe is localSubscribe's counterpart.
 type localUnsubscribe struct {
 	pattern string
 	reply   chan error
+	replyTo *actor.PID
 }
-
-// pushJSON queues one ready-encoded message for a session's client (Perl
-// client_push, service replies delivered later).
-type pushJSON struct{ wire []byte }

@@ -60,7 +60,18 @@ type localJob struct {
 	pattern     string
 	sink        sink
 	reply       chan error
+	replyTo     *actor.PID
 	err         error
+}
+
+// done reports a local job's outcome to whoever waits for it.
+func (l *localJob) done(ctx actor.Context, clientID string) {
+	if l.reply != nil {
+		l.reply <- l.err
+	}
+	if l.replyTo != nil {
+		ctx.Send(l.replyTo, &Result{ClientID: clientID, Channel: l.pattern, Err: l.err})
+	}
 }
 
 // session is the actor of one client, remote or local.
@@ -122,13 +133,13 @@ func (s *session) Receive(ctx actor.Context) {
 			s.answerHeld(ctx)
 		}
 	case *localSubscribe:
-		s.backlog = append(s.backlog, &job{loc: &localJob{pattern: msg.pattern, sink: msg.sink, reply: msg.reply}})
+		s.backlog = append(s.backlog, &job{loc: &localJob{pattern: msg.pattern, sink: msg.sink, reply: msg.reply, replyTo: msg.replyTo}})
 		s.run(ctx)
 	case *localUnsubscribe:
-		s.backlog = append(s.backlog, &job{loc: &localJob{unsubscribe: true, pattern: msg.pattern, reply: msg.reply}})
+		s.backlog = append(s.backlog, &job{loc: &localJob{unsubscribe: true, pattern: msg.pattern, reply: msg.reply, replyTo: msg.replyTo}})
 		s.run(ctx)
-	case *pushJSON:
-		s.enqueue(ctx, msg.wire)
+	case *Push:
+		s.push(ctx, msg)
 	case abandon:
 		s.abandon(msg.b)
 	case expire:
@@ -144,7 +155,7 @@ func (s *session) Receive(ctx actor.Context) {
 			s.answerHeld(ctx)
 		}
 	case *actor.Stopping:
-		s.stopping()
+		s.stopping(ctx)
 	}
 }
 
@@ -175,7 +186,7 @@ func (s *session) run(ctx actor.Context) {
 				s.startLocal(ctx, j)
 				continue
 			}
-			j.loc.reply <- j.loc.err
+			j.loc.done(ctx, s.ref.id)
 			s.cur = nil
 			continue
 		}
@@ -401,11 +412,42 @@ func (s *session) deliver(ctx actor.Context, d *delivery) {
 		s.enqueue(ctx, d.msg.wireJSON())
 		return
 	}
+	s.toSink(ctx, sub.sink, d.msg)
+}
+
+// push delivers a Push to this client only.
+func (s *session) push(ctx actor.Context, p *Push) {
+	s.hub.emit(Event{Type: EventClientPush, ClientID: s.ref.id, Channel: p.Channel})
+	if !s.client.Local {
+		wire, err := pushWire(p)
+		if err != nil {
+			s.log.Warn().Err(err).Msg("client push")
+			return
+		}
+		s.enqueue(ctx, wire)
+		return
+	}
+	m, err := pushMessage(p)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("client push")
+		return
+	}
+	for _, sub := range s.subs {
+		if sub.state != subPending && protocol.Match(sub.pattern, p.Channel) {
+			s.toSink(ctx, sub.sink, m)
+			return
+		}
+	}
+	s.log.Debug().Str("channel", p.Channel).Msg("client push to a local client with no matching subscription dropped")
+}
+
+// toSink hands a message to a local subscription's callback or actor.
+func (s *session) toSink(ctx actor.Context, k sink, m *Message) {
 	switch {
-	case sub.sink.pid != nil:
-		ctx.Send(sub.sink.pid, d.msg)
-	case sub.sink.fn != nil:
-		s.callSink(sub.sink.fn, d.msg)
+	case k.pid != nil:
+		ctx.Send(k.pid, m)
+	case k.fn != nil:
+		s.callSink(k.fn, m)
 	}
 }
 
@@ -569,7 +611,7 @@ func (s *session) startLocal(ctx actor.Context, j *job) {
 }
 
 // stopping answers everything that waits on the session as it ends.
-func (s *session) stopping() {
+func (s *session) stopping(ctx actor.Context) {
 	if s.heldTimer != nil {
 		s.heldTimer.Stop()
 	}
@@ -591,7 +633,8 @@ func (s *session) stopping() {
 	s.cur, s.backlog = nil, nil
 	for _, j := range jobs {
 		if j.loc != nil {
-			j.loc.reply <- ErrClosed
+			j.loc.err = ErrClosed
+			j.loc.done(ctx, s.ref.id)
 			continue
 		}
 		for ; j.idx < len(j.b.msgs); j.idx++ {

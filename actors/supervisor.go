@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,19 +79,22 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.ticker.Stop()
 		close(s.stopTick)
 	case *spawnSession:
-		ref := msg.ref
-		props := actor.PropsFromProducer(func() actor.Actor { return newSession(h, ref, msg.client) })
-		pid, err := ctx.SpawnNamed(props, ref.id)
-		if err != nil {
-			msg.reply <- err
+		msg.reply <- s.spawn(ctx, msg.ref, msg.client)
+	case *forLocal:
+		ref := h.lookupSession(msg.clientID)
+		if ref == nil && msg.create {
+			ref = newSessionRef(msg.clientID, true, "")
+			if err := s.spawn(ctx, ref, &Client{ID: msg.clientID, Local: true, Flags: map[string]any{}}); err != nil {
+				ref = nil
+			}
+		}
+		if ref == nil {
+			if msg.replyTo != nil {
+				ctx.Send(msg.replyTo, &Result{ClientID: msg.clientID, Err: fmt.Errorf("%s: %w", msg.clientID, ErrUnknownClient)})
+			}
 			return
 		}
-		ref.pid = pid
-		s.children[pid.Id] = ref
-		h.sessions.Store(ref.id, ref)
-		h.stats.clients.Add(1)
-		msg.reply <- nil
-		h.emit(Event{Type: EventClientConnect, ClientID: ref.id, IP: ref.ip, Local: ref.local})
+		ctx.Send(ref.pid, msg.op)
 	case sweep:
 		now := time.Now().UnixNano()
 		limit := int64(h.opts.ConnectTimeout)
@@ -114,4 +118,20 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		ref.close()
 		h.emit(Event{Type: EventClientDisconnect, ClientID: ref.id})
 	}
+}
+
+// spawn starts a session actor and registers it.
+func (s *supervisor) spawn(ctx actor.Context, ref *sessionRef, c *Client) error {
+	h := s.hub
+	props := actor.PropsFromProducer(func() actor.Actor { return newSession(h, ref, c) })
+	pid, err := ctx.SpawnNamed(props, ref.id)
+	if err != nil {
+		return fmt.Errorf("spawn session %s: %w", ref.id, err)
+	}
+	ref.pid = pid
+	s.children[pid.Id] = ref
+	h.sessions.Store(ref.id, ref)
+	h.stats.clients.Add(1)
+	h.emit(Event{Type: EventClientConnect, ClientID: ref.id, IP: ref.ip, Local: ref.local})
+	return nil
 }
