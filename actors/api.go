@@ -122,10 +122,10 @@ func (a *hubActor) handleAPI(ctx actor.Context, msg any) bool {
 		if m.Ext != nil {
 			opts = append(opts, WithExt(m.Ext))
 		}
-		pm, err := newLocalMessage(m.Channel, m.Data, opts)
+		pm, err := h.newLocalMessage(m.Channel, m.Data, opts)
 		if err == nil {
 			pm.ClientID = m.ClientID
-			h.route(ctx, pm)
+			err = h.publishLocal(ctx, pm)
 		}
 		respond(m.ClientID, m.Channel, err)
 	case *Subscribe:

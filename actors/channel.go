@@ -26,6 +26,8 @@ func (c *channelActor) Receive(ctx actor.Context) {
 		}
 	case *actor.Started:
 		c.index = make(map[string]int)
+	case *barrier:
+		msg.wg.Done()
 	case *addSubscriber:
 		c.adds++
 		if _, ok := c.index[msg.session.Id]; !ok {

@@ -36,6 +36,16 @@ type Hub struct {
 
 	draining atomic.Bool
 	closed   atomic.Bool
+	// publishGate orders publishes before Drain: every publish holds it for
+	// reading while it checks draining and routes; Drain takes it for
+	// writing once, so no accepted publish is still on its way after.
+	publishGate sync.RWMutex
+
+	ipMu  sync.Mutex
+	perIP map[string]int // open remote sessions by remote host
+
+	browserMu   sync.Mutex
+	browserHeld map[string]int // held connects by BAYEUX_BROWSER id
 
 	stats hubStats
 	start time.Time
@@ -47,6 +57,9 @@ type hubStats struct {
 	published  atomic.Uint64
 	delivered  atomic.Uint64
 	handshakes atomic.Uint64
+	queued     atomic.Int64
+	overflows  atomic.Uint64
+	dropped    atomic.Uint64
 }
 
 // Stats is a snapshot of a hub's counters.
@@ -56,6 +69,9 @@ type Stats struct {
 	Published  uint64        // messages accepted for publish since start
 	Delivered  uint64        // messages handed to subscribers since start
 	Handshakes uint64        // successful handshakes since start
+	Queued     int           // messages waiting in remote sessions' queues
+	Overflows  uint64        // sessions that reached Options.MaxQueue
+	Dropped    uint64        // messages dropped by QueueDropOldest
 	Uptime     time.Duration // time since Start
 }
 
@@ -64,13 +80,18 @@ type Stats struct {
 // Shutdown; the actor system stays the caller's.
 func Start(system *actor.ActorSystem, opts Options) (*Hub, error) {
 	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("bayeuxhub: %w", err)
+	}
 	h := &Hub{
 		opts:     opts,
 		log:      opts.Logger.With().Str("component", "hub").Logger(),
 		system:   system,
 		root:     system.Root,
-		channels: make(map[string]*actor.PID),
-		start:    time.Now(),
+		channels:    make(map[string]*actor.PID),
+		perIP:       make(map[string]int),
+		browserHeld: make(map[string]int),
+		start:       time.Now(),
 	}
 	props := actor.PropsFromProducer(func() actor.Actor { return &hubActor{hub: h} },
 		actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, h.decide("child"))))
@@ -108,18 +129,52 @@ func (h *Hub) Stats() Stats {
 		Published:  h.stats.published.Load(),
 		Delivered:  h.stats.delivered.Load(),
 		Handshakes: h.stats.handshakes.Load(),
+		Queued:     int(h.stats.queued.Load()),
+		Overflows:  h.stats.overflows.Load(),
+		Dropped:    h.stats.dropped.Load(),
 		Uptime:     time.Since(h.start),
 	}
 }
 
-// Drain answers every held /meta/connect at once and makes new connects
-// return without waiting, so that an HTTP server can shut down without
-// waiting out long polls. The hub keeps working otherwise.
-func (h *Hub) Drain() {
+// Drain prepares the hub to stop without losing an accepted publish. New
+// publishes are refused (503) from now on; every publish already accepted
+// is carried through its channel actors into its subscribers' queues; then
+// every held /meta/connect is answered with what is queued, and later
+// connects are answered at once. Clients can still fetch what is queued
+// until the transport stops. Drain returns when that is done or ctx ends.
+func (h *Hub) Drain(ctx context.Context) error {
 	if h.draining.Swap(true) {
-		return
+		return nil
+	}
+	h.publishGate.Lock() // waits out publishes that saw draining == false
+	h.publishGate.Unlock() //nolint:staticcheck // an empty critical section is the point: a barrier
+	done := make(chan struct{})
+	h.root.Send(h.pid, &drainChannels{done: done})
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("bayeuxhub: drain: %w", ctx.Err())
 	}
 	h.root.Send(h.supervisor, drain{})
+	return nil
+}
+
+// allowPublish is called around a publish's check and routing; it returns
+// false once the hub drains. The caller must call h.publishGate.RUnlock()
+// after routing when it returns true.
+func (h *Hub) allowPublish() bool {
+	h.publishGate.RLock()
+	if h.draining.Load() {
+		h.publishGate.RUnlock()
+		return false
+	}
+	return true
+}
+
+// errDraining is the error for a publish refused during shutdown.
+func errDraining() *protocol.Error {
+	return &protocol.Error{Code: protocol.CodeServiceUnavailable, Message: "Server shutting down",
+		Advice: &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Int(1000)}}
 }
 
 // Shutdown drains the hub, stops every session, channel and the hub actor,
@@ -130,7 +185,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	if h.closed.Swap(true) {
 		return nil
 	}
-	h.Drain()
+	if err := h.Drain(ctx); err != nil {
+		return err
+	}
 	done := make(chan struct{})
 	go func() {
 		// Poison is queued behind messages already sent, so everything
@@ -208,6 +265,13 @@ func (h *Hub) lookupSession(id string) *sessionRef {
 
 type startSupervisor struct{ ready chan *actor.PID }
 
+// drainChannels asks the hub actor to pass a barrier through every channel.
+type drainChannels struct{ done chan struct{} }
+
+func errTooManyChannels(pattern string) *protocol.Error {
+	return protocol.ErrDenied(pattern, "Too many channels")
+}
+
 type hubActor struct {
 	hub   *Hub
 	adds  map[string]uint64 // pattern -> subscribes forwarded
@@ -233,6 +297,10 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		h.chanMu.RLock()
 		pid := h.channels[msg.pattern]
 		h.chanMu.RUnlock()
+		if pid == nil && h.opts.MaxChannels > 0 && int(h.stats.channels.Load()) >= h.opts.MaxChannels {
+			ctx.Send(msg.session, &subscribeFailed{pattern: msg.pattern, err: errTooManyChannels(msg.pattern)})
+			return
+		}
 		if pid == nil {
 			pattern := msg.pattern
 			pid = ctx.SpawnPrefix(actor.PropsFromProducer(func() actor.Actor {
@@ -246,6 +314,16 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		}
 		a.adds[msg.pattern]++
 		ctx.Send(pid, &addSubscriber{session: msg.session})
+	case *drainChannels:
+		// A barrier: each channel actor answers after the publishes already
+		// in its mailbox, so when all have answered, every accepted publish
+		// is in its subscribers' mailboxes.
+		var wg sync.WaitGroup
+		for _, pid := range a.channelPIDs() {
+			wg.Add(1)
+			ctx.Send(pid, &barrier{wg: &wg})
+		}
+		go func() { wg.Wait(); close(msg.done) }()
 	case *channelIdle:
 		h.chanMu.RLock()
 		pid := h.channels[msg.pattern]
@@ -254,7 +332,7 @@ func (a *hubActor) Receive(ctx actor.Context) {
 			return // a subscribe is on its way to it
 		}
 		a.forget(msg.pattern, pid)
-		ctx.Stop(pid)
+		ctx.Poison(pid) // behind any barrier already sent to it
 	case *actor.Terminated:
 		// A channel actor stopped: after channelIdle this is a no-op; after a
 		// failure it forgets the channel so the next subscribe makes a new one.
@@ -264,6 +342,17 @@ func (a *hubActor) Receive(ctx actor.Context) {
 	default:
 		a.handleAPI(ctx, msg)
 	}
+}
+
+func (a *hubActor) channelPIDs() []*actor.PID {
+	h := a.hub
+	h.chanMu.RLock()
+	defer h.chanMu.RUnlock()
+	pids := make([]*actor.PID, 0, len(h.channels))
+	for _, pid := range h.channels {
+		pids = append(pids, pid)
+	}
+	return pids
 }
 
 // forget removes a channel actor from the registry.

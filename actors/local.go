@@ -116,7 +116,7 @@ func WithExt(ext any) PublishOption {
 // is) on channel. Messages one goroutine publishes reach every subscriber
 // in the order they were published.
 func (c *LocalClient) Publish(channel string, data any, opts ...PublishOption) error {
-	m, err := newLocalMessage(channel, data, opts)
+	m, err := c.hub.newLocalMessage(channel, data, opts)
 	if err != nil {
 		return err
 	}
@@ -126,16 +126,26 @@ func (c *LocalClient) Publish(channel string, data any, opts ...PublishOption) e
 	default:
 	}
 	m.ClientID = c.ref.id
-	c.hub.route(c.hub.root, m)
+	return c.hub.publishLocal(c.hub.root, m)
+}
+
+// publishLocal routes a message from Go code or the actor API, unless the
+// hub is draining.
+func (h *Hub) publishLocal(sender actor.SenderContext, m *Message) error {
+	if !h.allowPublish() {
+		return fmt.Errorf("publish %s: %w", m.Channel, ErrClosed)
+	}
+	h.route(sender, m)
+	h.publishGate.RUnlock()
 	return nil
 }
 
-func newLocalMessage(channel string, data any, opts []PublishOption) (*Message, error) {
+func (h *Hub) newLocalMessage(channel string, data any, opts []PublishOption) (*Message, error) {
 	raw, err := encodeJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", channel, err)
 	}
-	m, perr := checkPublish(&protocol.Message{Channel: channel, Data: raw})
+	m, perr := h.checkPublish(&protocol.Message{Channel: channel, Data: raw})
 	if perr != nil {
 		return nil, fmt.Errorf("publish %s: %w", channel, perr)
 	}

@@ -42,7 +42,8 @@ func (m *Message) wireJSON() []byte {
 // remoteBatch is a run of consecutive messages of one request for one
 // client. The session answers it exactly once on result.
 type remoteBatch struct {
-	msgs   []*protocol.Message
+	msgs    []*protocol.Message
+	browser string // BAYEUX_BROWSER id of the request, or ""
 	result chan *batchResult // buffered(1)
 	// abandoned is set by the session when the request went away; read and
 	// written on the session's goroutine only.
@@ -79,6 +80,15 @@ type subscribed struct {
 	pattern string
 	channel *actor.PID
 }
+
+// subscribeFailed tells a session that the hub refused a subscribe.
+type subscribeFailed struct {
+	pattern string
+	err     *protocol.Error
+}
+
+// barrier is answered by a channel actor when it reaches it in its mailbox.
+type barrier struct{ wg *sync.WaitGroup }
 
 // removeSubscriber asks a channel actor to drop a session.
 type removeSubscriber struct{ session *actor.PID }

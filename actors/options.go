@@ -2,6 +2,7 @@ package actors
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/bayeuxhub/bayeuxhub/protocol"
@@ -10,9 +11,30 @@ import (
 
 // Defaults for Options, as in the Perl module where it had one.
 const (
-	DefaultAlias          = "bayeux"
-	DefaultConnectTimeout = 120 * time.Second
-	DefaultPollTimeout    = 30 * time.Second
+	DefaultAlias                = "bayeux"
+	DefaultConnectTimeout       = 120 * time.Second
+	DefaultPollTimeout          = 30 * time.Second
+	DefaultMaxQueue             = 10000
+	DefaultMaxSubscriptions     = 1000
+	DefaultMaxChannels          = 100000
+	DefaultMaxMessageSize       = 64 << 10
+	DefaultMaxSessionsPerIP     = 10000
+	DefaultMultiSessionInterval = 2 * time.Second
+	DefaultMaxSessionsPerBrowser = 2
+)
+
+// QueuePolicy says what a session does when its client falls so far behind
+// that its queue reaches Options.MaxQueue.
+type QueuePolicy string
+
+// The queue policies.
+const (
+	// QueueDisconnect ends the session; the client's next request gets a
+	// 402 with advice to re-handshake, so it knows it missed messages.
+	QueueDisconnect QueuePolicy = "disconnect"
+	// QueueDropOldest drops the oldest queued message to make room, and
+	// counts it.
+	QueueDropOldest QueuePolicy = "drop-oldest"
 )
 
 // Options configures a hub. The zero value is usable: every field has a
@@ -41,6 +63,37 @@ type Options struct {
 	Callback func(Event)
 	// Logger receives the hub's structured logs; nil means no logs.
 	Logger *zerolog.Logger
+
+	// MaxQueue bounds the messages a session keeps for its client (queued
+	// and, with the ack extension, sent but unacknowledged); default
+	// DefaultMaxQueue, negative for no bound.
+	MaxQueue int
+	// QueuePolicy applies when MaxQueue is reached; default QueueDisconnect.
+	QueuePolicy QueuePolicy
+	// MaxSubscriptions bounds one client's subscriptions; default
+	// DefaultMaxSubscriptions, negative for no bound.
+	MaxSubscriptions int
+	// MaxChannels bounds the channel actors (names and patterns with
+	// subscribers); default DefaultMaxChannels, negative for no bound.
+	MaxChannels int
+	// MaxMessageSize bounds a published message's data plus ext, in bytes;
+	// default DefaultMaxMessageSize, negative for no bound.
+	MaxMessageSize int
+	// MaxSessionsPerIP bounds the open sessions handshaken from one remote
+	// address; default DefaultMaxSessionsPerIP, negative for no bound.
+	MaxSessionsPerIP int
+	// MaxSessionsPerBrowser bounds the long polls held at once for the
+	// clients (tabs) of one browser, known by its BAYEUX_BROWSER cookie, so
+	// that they cannot take all of the browser's connections to the server
+	// (spec: multiple clients). The spec's figure is one (for browsers of two
+	// connections per host); today's browsers allow six, so the default is
+	// DefaultMaxSessionsPerBrowser; negative for no bound.
+	MaxSessionsPerBrowser int
+	// MultiSessionInterval is the polling interval advised to a browser's
+	// further clients while it is at MaxSessionsPerBrowser; they get
+	// "multiple-clients": true in the advice. Default
+	// DefaultMultiSessionInterval.
+	MultiSessionInterval time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -57,7 +110,41 @@ func (o Options) withDefaults() Options {
 		nop := zerolog.Nop()
 		o.Logger = &nop
 	}
+	o.MaxQueue = limit(o.MaxQueue, DefaultMaxQueue)
+	o.MaxSubscriptions = limit(o.MaxSubscriptions, DefaultMaxSubscriptions)
+	o.MaxChannels = limit(o.MaxChannels, DefaultMaxChannels)
+	o.MaxMessageSize = limit(o.MaxMessageSize, DefaultMaxMessageSize)
+	o.MaxSessionsPerIP = limit(o.MaxSessionsPerIP, DefaultMaxSessionsPerIP)
+	o.MaxSessionsPerBrowser = limit(o.MaxSessionsPerBrowser, DefaultMaxSessionsPerBrowser)
+	if o.QueuePolicy == "" {
+		o.QueuePolicy = QueueDisconnect
+	}
+	if o.MultiSessionInterval <= 0 {
+		o.MultiSessionInterval = DefaultMultiSessionInterval
+	}
 	return o
+}
+
+// limit turns the zero value into the default and a negative value into
+// "no bound" (0 inside the hub).
+func limit(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// validate reports options that cannot work.
+func (o Options) validate() error {
+	switch o.QueuePolicy {
+	case QueueDisconnect, QueueDropOldest:
+	default:
+		return fmt.Errorf("unknown queue policy %q (want %q or %q)", o.QueuePolicy, QueueDisconnect, QueueDropOldest)
+	}
+	return nil
 }
 
 // Client is what hooks and service handlers see of one client session.

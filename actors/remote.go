@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
+	"net"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -20,6 +22,10 @@ type RemoteRequest struct {
 	Messages []*protocol.Message
 	// RemoteAddr is the peer's address, for logs, hooks and limits.
 	RemoteAddr string
+	// BrowserID identifies the browser that sent the request (the spec's
+	// BAYEUX_BROWSER cookie), so that several clients (tabs) of one browser
+	// do not all hold long polls; empty when unknown.
+	BrowserID string
 }
 
 // HandleRemote processes one request's messages and returns the encoded
@@ -51,19 +57,19 @@ func (h *Hub) HandleRemote(ctx context.Context, req RemoteRequest) [][]byte {
 		for j < len(msgs) && msgs[j].ClientID == m.ClientID {
 			j++
 		}
-		out = append(out, h.toSession(ctx, m.ClientID, msgs[i:j])...)
+		out = append(out, h.toSession(ctx, m.ClientID, msgs[i:j], req.BrowserID)...)
 		i = j
 	}
 	return out
 }
 
 // toSession runs a batch on the client's session and waits for its answer.
-func (h *Hub) toSession(ctx context.Context, clientID string, msgs []*protocol.Message) [][]byte {
+func (h *Hub) toSession(ctx context.Context, clientID string, msgs []*protocol.Message, browser string) [][]byte {
 	ref := h.lookupSession(clientID)
 	if ref == nil {
 		return failAll(msgs, protocol.ErrUnknownClient(clientID))
 	}
-	b := &remoteBatch{msgs: msgs, result: make(chan *batchResult, 1)}
+	b := &remoteBatch{msgs: msgs, browser: browser, result: make(chan *batchResult, 1)}
 	h.root.Send(ref.pid, b)
 	// Backstop: the session answers a held connect at its poll timeout; this
 	// only fires if the session is wedged.
@@ -122,14 +128,18 @@ func (h *Hub) clientless(m *protocol.Message, remoteAddr string) []byte {
 	if err := h.authorize(c, m); err != nil {
 		return r.Fail(err).AppendJSON(nil)
 	}
-	msg, err := checkPublish(m)
+	msg, err := h.checkPublish(m)
 	if err == nil && protocol.IsService(m.Channel) {
 		err = protocol.ErrNoClientID() // a service replies to a client
 	}
 	if err != nil {
 		return r.Fail(err).AppendJSON(nil)
 	}
+	if !h.allowPublish() {
+		return r.Fail(errDraining()).AppendJSON(nil)
+	}
 	h.route(h.root, msg)
+	h.publishGate.RUnlock()
 	r.Successful = true
 	return r.AppendJSON(nil)
 }
@@ -158,8 +168,16 @@ func (h *Hub) handshake(m *protocol.Message, remoteAddr string) []byte {
 		err.Advice = none
 		return r.Fail(err).AppendJSON(nil)
 	}
-	ref := newSessionRef(c.ID, false, remoteAddr)
+	ip := hostOf(remoteAddr)
+	if !h.takeIPSlot(ip) {
+		e := &protocol.Error{Code: protocol.CodeDenied, Args: []string{ip}, Message: "Too many sessions from this address",
+			Advice: &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Int(10000)}}
+		return r.Fail(e).AppendJSON(nil)
+	}
+	ref := newSessionRef(c.ID, false, ip)
+	ref.ack = wantsAck(m.Ext)
 	if err := h.spawnSession(ref, c); err != nil {
+		h.releaseIPSlot(ip)
 		h.log.Error().Err(err).Msg("spawn session")
 		return r.Fail(&protocol.Error{Code: protocol.CodeServerError, Message: "Cannot create session",
 			Advice: &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Int(1000)}}).AppendJSON(nil)
@@ -168,6 +186,9 @@ func (h *Hub) handshake(m *protocol.Message, remoteAddr string) []byte {
 	r.ClientID = c.ID
 	r.Successful = true
 	r.Advice = h.connectAdvice()
+	if ref.ack {
+		r.Ext = json.RawMessage(`{"ack":true}`)
+	}
 	return r.AppendJSON(make([]byte, 0, 256))
 }
 
@@ -231,8 +252,84 @@ func (h *Hub) authorize(c *Client, m *protocol.Message) (perr *protocol.Error) {
 	return nil
 }
 
+// hostOf returns the host part of a remote address ("ip:port").
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// takeIPSlot counts a new session from ip, or refuses it at the limit.
+func (h *Hub) takeIPSlot(ip string) bool {
+	h.ipMu.Lock()
+	defer h.ipMu.Unlock()
+	if max := h.opts.MaxSessionsPerIP; max > 0 && h.perIP[ip] >= max {
+		return false
+	}
+	h.perIP[ip]++
+	return true
+}
+
+func (h *Hub) releaseIPSlot(ip string) {
+	h.ipMu.Lock()
+	defer h.ipMu.Unlock()
+	if h.perIP[ip]--; h.perIP[ip] <= 0 {
+		delete(h.perIP, ip)
+	}
+}
+
+// holdBrowser reserves one of the browser's held long polls; it reports
+// false when its other clients already hold Options.MaxSessionsPerBrowser.
+func (h *Hub) holdBrowser(id string) bool {
+	h.browserMu.Lock()
+	defer h.browserMu.Unlock()
+	if max := h.opts.MaxSessionsPerBrowser; max > 0 && h.browserHeld[id] >= max {
+		return false
+	}
+	h.browserHeld[id]++
+	return true
+}
+
+func (h *Hub) releaseBrowser(id string) {
+	h.browserMu.Lock()
+	defer h.browserMu.Unlock()
+	if h.browserHeld[id]--; h.browserHeld[id] <= 0 {
+		delete(h.browserHeld, id)
+	}
+}
+
+// wantsAck reports whether a handshake's ext asks for the CometD ack
+// extension: {"ack": true} (or the newer {"ack": {"enabled": true}}).
+func wantsAck(ext json.RawMessage) bool {
+	if len(ext) == 0 {
+		return false
+	}
+	var e struct{ Ack json.RawMessage }
+	if json.Unmarshal(ext, &e) != nil {
+		return false
+	}
+	if string(e.Ack) == "true" {
+		return true
+	}
+	var obj struct{ Enabled bool }
+	return json.Unmarshal(e.Ack, &obj) == nil && obj.Enabled
+}
+
+// ackOf reads the batch number a /meta/connect acknowledges, or -1.
+func ackOf(ext json.RawMessage) int64 {
+	if len(ext) == 0 {
+		return -1
+	}
+	var e struct{ Ack *int64 }
+	if json.Unmarshal(ext, &e) != nil || e.Ack == nil {
+		return -1
+	}
+	return *e.Ack
+}
+
 // checkPublish validates a publish and builds the message to route.
-func checkPublish(m *protocol.Message) (*Message, *protocol.Error) {
+func (h *Hub) checkPublish(m *protocol.Message) (*Message, *protocol.Error) {
 	kind, err := protocol.ParseChannel(m.Channel)
 	switch {
 	case err != nil:
@@ -243,6 +340,8 @@ func checkPublish(m *protocol.Message) (*Message, *protocol.Error) {
 		return nil, &protocol.Error{Code: protocol.CodeInvalidChannel, Args: []string{m.Channel}, Message: "Cannot publish to a wildcard channel"}
 	case m.Data == nil:
 		return nil, protocol.ErrBadRequest("Missing data")
+	case h.opts.MaxMessageSize > 0 && len(m.Data)+len(m.Ext) > h.opts.MaxMessageSize:
+		return nil, &protocol.Error{Code: protocol.CodeTooLarge, Args: []string{m.Channel}, Message: "Message too large"}
 	}
 	return &Message{Channel: m.Channel, Data: m.Data, ID: m.ID, Ext: m.Ext}, nil
 }

@@ -53,6 +53,7 @@ type job struct {
 	connect      *protocol.Reply // held-connect reply, when b has a connect
 	connTimeout  time.Duration
 	disconnected bool
+	err          *protocol.Error // a subscribe the hub refused
 }
 
 type localJob struct {
@@ -84,9 +85,18 @@ type session struct {
 	subs  []*subscription
 	queue [][]byte // encoded messages waiting for a connect
 
-	held      *job // the job whose /meta/connect is held
-	heldGen   uint64
-	heldTimer *time.Timer
+	held        *job // the job whose /meta/connect is held
+	heldGen     uint64
+	heldTimer   *time.Timer
+	heldBrowser string // BAYEUX_BROWSER id whose one long poll this is
+
+	// The CometD ack extension (ref.ack): messages sent in connect replies
+	// stay in unacked until the client acknowledges their batch.
+	unacked []sentMsg
+	batch   int64
+
+	overflowed bool // Options.MaxQueue was reached (logged once)
+	dropped    int  // messages dropped by QueueDropOldest
 
 	cur     *job
 	backlog []*job
@@ -111,11 +121,21 @@ func (s *session) Receive(ctx actor.Context) {
 	case flushNow:
 		s.flushScheduled = false
 		if s.held != nil && len(s.queue) > 0 {
-			s.answerHeld(ctx)
+			s.answerHeld(true)
 		}
 	case *remoteBatch:
 		s.backlog = append(s.backlog, &job{b: msg})
 		s.run(ctx)
+	case *subscribeFailed:
+		if sub := s.find(msg.pattern, subPending); sub != nil {
+			s.removeSub(sub)
+			if s.cur != nil && s.cur.loc != nil {
+				s.cur.loc.err = fmt.Errorf("subscribe %s: %w", msg.pattern, msg.err)
+			} else if s.cur != nil {
+				s.cur.err = msg.err
+			}
+			s.ack(ctx)
+		}
 	case *subscribed:
 		if sub := s.find(msg.pattern, subPending); sub != nil {
 			sub.state, sub.channel = subActive, msg.channel
@@ -130,7 +150,7 @@ func (s *session) Receive(ctx actor.Context) {
 		}
 	case pollTimeout:
 		if s.held != nil && msg.gen == s.heldGen {
-			s.answerHeld(ctx)
+			s.answerHeld(true)
 		}
 	case *localSubscribe:
 		s.backlog = append(s.backlog, &job{loc: &localJob{pattern: msg.pattern, sink: msg.sink, reply: msg.reply, replyTo: msg.replyTo}})
@@ -152,7 +172,7 @@ func (s *session) Receive(ctx actor.Context) {
 	case drain:
 		s.draining = true
 		if s.held != nil {
-			s.answerHeld(ctx)
+			s.answerHeld(true)
 		}
 	case *actor.Stopping:
 		s.stopping(ctx)
@@ -244,7 +264,7 @@ func (s *session) handle(ctx actor.Context, j *job, m *protocol.Message) {
 	}
 	switch m.Channel {
 	case protocol.MetaConnect:
-		s.connectMsg(ctx, j, m)
+		s.connectMsg(j, m)
 	case protocol.MetaSubscribe:
 		s.subscribeMsg(ctx, j, m)
 	case protocol.MetaUnsubscribe:
@@ -260,129 +280,6 @@ func (s *session) handle(ctx actor.Context, j *job, m *protocol.Message) {
 		s.fail(j, m, protocol.ErrBadRequest("Handshake must not carry a clientId"))
 	default:
 		s.publishMsg(ctx, j, m)
-	}
-}
-
-// connectMsg validates a /meta/connect; it is answered or held when the
-// batch ends, so that the batch's other replies travel with it.
-func (s *session) connectMsg(ctx actor.Context, j *job, m *protocol.Message) {
-	switch m.ConnectionType {
-	case "":
-		s.fail(j, m, protocol.ErrBadRequest("Missing connectionType"))
-		return
-	case protocol.LongPolling, protocol.CallbackPolling:
-	default:
-		e := &protocol.Error{Code: protocol.CodeUnsupported, Args: []string{m.ConnectionType}, Message: "Unsupported connection type"}
-		s.fail(j, m, e)
-		return
-	}
-	if j.connect != nil { // two connects in one batch: the first is answered now
-		j.connect.Successful = true
-		j.out = append(j.out, j.connect.AppendJSON(nil))
-	}
-	r := protocol.ReplyTo(m)
-	r.ClientID = s.ref.id
-	r.Advice = s.hub.connectAdvice()
-	j.connect = r
-	j.connTimeout = s.hub.opts.PollTimeout
-	if m.Advice != nil && m.Advice.Timeout != nil {
-		j.connTimeout = min(j.connTimeout, time.Duration(max(*m.Advice.Timeout, 0))*time.Millisecond)
-	}
-}
-
-// finish answers a remote batch, or holds its connect.
-func (s *session) finish(ctx actor.Context, j *job) {
-	if j.connect == nil || j.b.abandoned {
-		s.send(j, nil)
-		return
-	}
-	if j.disconnected {
-		j.connect.Fail(protocol.ErrUnknownClient(s.ref.id))
-		j.out = append(j.out, j.connect.AppendJSON(nil))
-		j.connect = nil
-		s.send(j, nil)
-		return
-	}
-	first := !s.connected
-	s.connected = true
-	if first || len(s.queue) > 0 || s.draining || j.connTimeout <= 0 {
-		j.connect.Successful = true
-		s.send(j, s.takeQueue())
-		s.ref.idleSince.Store(time.Now().UnixNano())
-		return
-	}
-	if s.held != nil { // one held connect per client: the older one returns
-		s.answerHeld(ctx)
-	}
-	s.held = j
-	s.heldGen++
-	gen, self, root := s.heldGen, ctx.Self(), s.hub.root
-	s.heldTimer = time.AfterFunc(j.connTimeout, func() { root.Send(self, pollTimeout{gen: gen}) })
-	s.ref.idleSince.Store(0)
-}
-
-// answerHeld completes the held connect with everything queued.
-func (s *session) answerHeld(ctx actor.Context) {
-	j := s.held
-	s.held = nil
-	if s.heldTimer != nil {
-		s.heldTimer.Stop()
-		s.heldTimer = nil
-	}
-	j.connect.Successful = true
-	s.send(j, s.takeQueue())
-	s.ref.idleSince.Store(time.Now().UnixNano())
-}
-
-// send delivers a batch's result: its replies, the deliveries, and the
-// connect reply last.
-func (s *session) send(j *job, deliveries [][]byte) {
-	res := &batchResult{replies: j.out, deliveries: deliveries}
-	if j.connect != nil {
-		res.tail = [][]byte{j.connect.AppendJSON(make([]byte, 0, 160))}
-	}
-	j.b.result <- res
-}
-
-func (s *session) takeQueue() [][]byte {
-	q := s.queue
-	s.queue = nil
-	return q
-}
-
-// abandon handles a request that went away: a held connect is dropped with
-// the queue kept; a result already sent but not read is taken back.
-func (s *session) abandon(b *remoteBatch) {
-	b.abandoned = true
-	if s.held != nil && s.held.b == b {
-		if s.heldTimer != nil {
-			s.heldTimer.Stop()
-			s.heldTimer = nil
-		}
-		s.held = nil
-		s.ref.idleSince.Store(time.Now().UnixNano())
-		return
-	}
-	select {
-	case res := <-b.result:
-		if len(res.deliveries) > 0 {
-			s.queue = append(res.deliveries, s.queue...)
-		}
-	default:
-	}
-}
-
-// enqueue adds an encoded message for the client and schedules a flush of
-// a held connect. The flush is a message to self, so deliveries already in
-// the mailbox join the same response.
-func (s *session) enqueue(ctx actor.Context, wire []byte) {
-	if s.client.Local {
-		return // local clients get deliveries through their sinks
-	}
-	s.queue = append(s.queue, wire)
-	if s.held != nil && !s.flushScheduled {
-		s.flushScheduled = true
-		ctx.Send(ctx.Self(), flushNow{})
 	}
 }
 
@@ -502,11 +399,19 @@ func (s *session) subscribeMsg(ctx actor.Context, j *job, m *protocol.Message) {
 		s.fail(j, m, protocol.ErrBadRequest("Missing subscription"))
 		return
 	}
+	fresh := 0
 	for _, name := range names {
 		if err := s.checkSubscribable(name); err != nil {
 			s.fail(j, m, err)
 			return
 		}
+		if !protocol.IsService(name) && !s.subscribedTo(name) {
+			fresh++
+		}
+	}
+	if err := s.checkLimits(names[0], fresh); err != nil {
+		s.fail(j, m, err)
+		return
 	}
 	for _, name := range names {
 		if protocol.IsService(name) || s.subscribedTo(name) {
@@ -517,7 +422,28 @@ func (s *session) subscribeMsg(ctx actor.Context, j *job, m *protocol.Message) {
 	}
 	r := protocol.ReplyTo(m)
 	r.ClientID, r.Successful, r.Subscription = s.ref.id, true, m.Subscription.Raw
-	j.after = func() { s.reply(j, r) }
+	j.after = func() {
+		if j.err != nil {
+			s.fail(j, m, j.err)
+			j.err = nil
+			return
+		}
+		s.reply(j, r)
+	}
+}
+
+// checkLimits refuses fresh subscriptions past Options.MaxSubscriptions,
+// or when the hub is at Options.MaxChannels (the hub checks again when it
+// creates a channel).
+func (s *session) checkLimits(name string, fresh int) *protocol.Error {
+	o := s.hub.opts
+	if o.MaxSubscriptions > 0 && len(s.subs)+fresh > o.MaxSubscriptions {
+		return protocol.ErrDenied(name, "Too many subscriptions")
+	}
+	if o.MaxChannels > 0 && fresh > 0 && int(s.hub.stats.channels.Load())+fresh > o.MaxChannels {
+		return errTooManyChannels(name)
+	}
+	return nil
 }
 
 func (s *session) addSub(ctx actor.Context, pattern string, k sink) {
@@ -554,25 +480,31 @@ func (s *session) unsubscribeMsg(ctx actor.Context, j *job, m *protocol.Message)
 }
 
 func (s *session) publishMsg(ctx actor.Context, j *job, m *protocol.Message) {
-	msg, err := checkPublish(m)
+	msg, err := s.hub.checkPublish(m)
 	if err != nil {
 		s.fail(j, m, err)
 		return
 	}
 	if protocol.IsService(m.Channel) {
-		s.serviceMsg(j, m)
+		s.serviceMsg(ctx, j, m)
 		return
 	}
 	msg.ClientID = s.ref.id
+	if !s.hub.allowPublish() {
+		s.fail(j, m, errDraining())
+		return
+	}
 	s.hub.route(ctx, msg)
+	s.hub.publishGate.RUnlock()
 	r := protocol.ReplyTo(m)
 	r.Successful = true
 	s.reply(j, r)
 }
 
-// serviceMsg runs a /service handler; its replies go to this client only,
-// in this response.
-func (s *session) serviceMsg(j *job, m *protocol.Message) {
+// serviceMsg runs a /service handler; its replies go to this client only:
+// in this response, or, for a client using the ack extension (which takes
+// every message through /meta/connect), in its next connect.
+func (s *session) serviceMsg(ctx actor.Context, j *job, m *protocol.Message) {
 	replies, err := s.hub.callService(s.client, m)
 	if err != nil {
 		s.fail(j, m, err)
@@ -581,6 +513,12 @@ func (s *session) serviceMsg(j *job, m *protocol.Message) {
 	r := protocol.ReplyTo(m)
 	r.Successful = true
 	s.reply(j, r)
+	if s.ref.ack {
+		for _, w := range replies {
+			s.enqueue(ctx, w)
+		}
+		return
+	}
 	j.out = append(j.out, replies...)
 }
 
@@ -606,25 +544,26 @@ func (s *session) startLocal(ctx actor.Context, j *job) {
 		sub.sink = l.sink // re-subscribing changes where deliveries go
 		return
 	}
+	if err := s.checkLimits(l.pattern, 1); err != nil {
+		l.err = fmt.Errorf("subscribe %s: %w", l.pattern, err)
+		return
+	}
 	s.addSub(ctx, l.pattern, l.sink)
 	j.waiting++
 }
 
 // stopping answers everything that waits on the session as it ends.
 func (s *session) stopping(ctx actor.Context) {
-	if s.heldTimer != nil {
-		s.heldTimer.Stop()
-	}
 	gone := protocol.ErrUnknownClient(s.ref.id)
-	if j := s.held; j != nil {
-		s.held = nil
+	if s.held != nil {
+		j := s.unhold()
 		if s.stopAdvice != nil && s.stopAdvice.Reconnect == protocol.ReconnectNone {
 			j.connect.Successful = true
 			j.connect.Advice = s.stopAdvice
 		} else {
 			j.connect.Fail(gone)
 		}
-		s.send(j, s.takeQueue())
+		s.send(j, s.takeQueue(), true)
 	}
 	jobs := s.backlog
 	if s.cur != nil {
@@ -643,11 +582,13 @@ func (s *session) stopping(ctx actor.Context) {
 		if j.connect != nil {
 			j.connect.Fail(gone)
 		}
-		s.send(j, nil)
+		s.send(j, nil, false)
 	}
-	if n := len(s.queue); n > 0 && !s.client.Local {
-		s.log.Info().Int("dropped", n).Msg("session ended with undelivered messages")
+	if n := len(s.queue) + len(s.unacked); n > 0 && !s.client.Local {
+		s.log.Info().Int("undelivered", n).Msg("session ended with undelivered messages")
 	}
+	s.hub.stats.queued.Add(-int64(len(s.queue)))
+	s.queue = nil
 }
 
 // marshalReply encodes a service reply as a delivery to the caller.

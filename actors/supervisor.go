@@ -15,7 +15,8 @@ type sessionRef struct {
 	id    string
 	pid   *actor.PID
 	local bool
-	ip    string
+	ip    string // remote host, counted against Options.MaxSessionsPerIP
+	ack   bool   // the client uses the CometD ack extension
 
 	// done is closed by the supervisor when the session actor has stopped,
 	// for whatever reason; anyone waiting on the session gives up then.
@@ -115,6 +116,9 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		delete(s.children, msg.Who.Id)
 		h.sessions.CompareAndDelete(ref.id, ref)
 		h.stats.clients.Add(-1)
+		if !ref.local {
+			h.releaseIPSlot(ref.ip)
+		}
 		ref.close()
 		h.emit(Event{Type: EventClientDisconnect, ClientID: ref.id})
 	}

@@ -59,6 +59,16 @@ type Config struct {
 	// Logger receives all logs, the actor runtime's included; nil means
 	// none.
 	Logger *zerolog.Logger
+	// ReadHeaderTimeout and IdleTimeout bound slow or idle HTTP peers
+	// (defaults 10 s and 2 min).
+	ReadHeaderTimeout, IdleTimeout time.Duration
+	// ShutdownGrace is how long Shutdown keeps serving after it has answered
+	// the held long polls, so clients can fetch what is still queued for
+	// them (default 1 s).
+	ShutdownGrace time.Duration
+	// AllowedOrigins lists the origins allowed to make cross-origin Bayeux
+	// requests (CORS); "*" allows any. None by default.
+	AllowedOrigins []string
 }
 
 // Server is a running bayeuxhub.
@@ -97,6 +107,15 @@ func NewActorSystem(logger zerolog.Logger) *actor.ActorSystem {
 func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 2 * time.Minute
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = time.Second
 	}
 	log := zerolog.Nop()
 	if cfg.Logger != nil {
@@ -162,10 +181,9 @@ func (s *Server) Serve(ln net.Listener) {
 	s.listener = ln
 	s.http = &http.Server{
 		Handler:           s.router,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
+		IdleTimeout:       s.cfg.IdleTimeout,
 	}
 	s.served = make(chan error, 1)
 	go func() { s.served <- s.http.Serve(ln) }()
@@ -202,14 +220,33 @@ func (s *Server) URL() string {
 	return "http://" + net.JoinHostPort(host, fmt.Sprint(a.Port))
 }
 
-// Shutdown stops accepting requests, answers every held /meta/connect at
-// once, waits for requests in progress, then stops the hub's actors (and
-// the actor system when the server created it).
+// Shutdown stops the server without losing an accepted publish: the hub
+// refuses new publishes, carries the accepted ones into their subscribers'
+// queues and answers every held /meta/connect at once; clients then have
+// ShutdownGrace to fetch what is still queued; then the HTTP server stops
+// (waiting for requests in progress) and the hub's actors stop (and the
+// actor system, when the server created it).
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	s.stopStatsLoop()
-	s.hub.Drain()
+	if err := s.hub.Drain(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if s.http != nil {
+		grace := time.NewTimer(s.cfg.ShutdownGrace)
+		tick := time.NewTicker(10 * time.Millisecond)
+	wait:
+		for s.hub.Stats().Queued > 0 {
+			select {
+			case <-tick.C:
+			case <-grace.C:
+				break wait
+			case <-ctx.Done():
+				break wait
+			}
+		}
+		grace.Stop()
+		tick.Stop()
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}

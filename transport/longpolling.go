@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"mime"
@@ -76,7 +78,8 @@ func (t *LongPolling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, err)
 		return
 	}
-	parts := t.hub.HandleRemote(r.Context(), actors.RemoteRequest{Messages: msgs, RemoteAddr: r.RemoteAddr})
+	browser := browserID(w, r, msgs)
+	parts := t.hub.HandleRemote(r.Context(), actors.RemoteRequest{Messages: msgs, RemoteAddr: r.RemoteAddr, BrowserID: browser})
 	if parts == nil {
 		return // the client went away while its connect was held
 	}
@@ -161,6 +164,45 @@ func (t *LongPolling) decode(w http.ResponseWriter, r *http.Request) (msgs []*pr
 		jsonp = defaultCallback
 	}
 	return msgs, jsonp, 0, nil
+}
+
+// BrowserCookie is the spec's cookie that identifies one browser across its
+// Bayeux clients (tabs).
+const BrowserCookie = "BAYEUX_BROWSER"
+
+// browserID returns the request's BAYEUX_BROWSER id. A handshake from a
+// browser without one gets a fresh id in a cookie.
+func browserID(w http.ResponseWriter, r *http.Request, msgs []*protocol.Message) string {
+	if c, err := r.Cookie(BrowserCookie); err == nil && validBrowserID(c.Value) {
+		return c.Value
+	}
+	handshake := false
+	for _, m := range msgs {
+		handshake = handshake || m.Channel == protocol.MetaHandshake
+	}
+	if !handshake {
+		return ""
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	http.SetCookie(w, &http.Cookie{Name: BrowserCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	return id
+}
+
+// validBrowserID accepts what browserID makes (and CometD's ids): short
+// alphanumeric strings.
+func validBrowserID(v string) bool {
+	if v == "" || len(v) > 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // wantsCallback reports whether a GET request speaks callback-polling

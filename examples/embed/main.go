@@ -94,7 +94,7 @@ func main() {
 	// Clean shutdown: answer held long-polls, stop HTTP, stop the hub's actors.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	hub.Drain()
+	_ = hub.Drain(shutdownCtx)
 	_ = srv.Shutdown(shutdownCtx)
 	_ = hub.Shutdown(shutdownCtx)
 	system.Shutdown()
