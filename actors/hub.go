@@ -84,10 +84,10 @@ func Start(system *actor.ActorSystem, opts Options) (*Hub, error) {
 		return nil, fmt.Errorf("bayeuxhub: %w", err)
 	}
 	h := &Hub{
-		opts:     opts,
-		log:      opts.Logger.With().Str("component", "hub").Logger(),
-		system:   system,
-		root:     system.Root,
+		opts:        opts,
+		log:         opts.Logger.With().Str("component", "hub").Logger(),
+		system:      system,
+		root:        system.Root,
 		channels:    make(map[string]*actor.PID),
 		perIP:       make(map[string]int),
 		browserHeld: make(map[string]int),
@@ -146,7 +146,7 @@ func (h *Hub) Drain(ctx context.Context) error {
 	if h.draining.Swap(true) {
 		return nil
 	}
-	h.publishGate.Lock() // waits out publishes that saw draining == false
+	h.publishGate.Lock()   // waits out publishes that saw draining == false
 	h.publishGate.Unlock() //nolint:staticcheck // an empty critical section is the point: a barrier
 	done := make(chan struct{})
 	h.root.Send(h.pid, &drainChannels{done: done})

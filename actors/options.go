@@ -11,15 +11,15 @@ import (
 
 // Defaults for Options, as in the Perl module where it had one.
 const (
-	DefaultAlias                = "bayeux"
-	DefaultConnectTimeout       = 120 * time.Second
-	DefaultPollTimeout          = 30 * time.Second
-	DefaultMaxQueue             = 10000
-	DefaultMaxSubscriptions     = 1000
-	DefaultMaxChannels          = 100000
-	DefaultMaxMessageSize       = 64 << 10
-	DefaultMaxSessionsPerIP     = 10000
-	DefaultMultiSessionInterval = 2 * time.Second
+	DefaultAlias                 = "bayeux"
+	DefaultConnectTimeout        = 120 * time.Second
+	DefaultPollTimeout           = 30 * time.Second
+	DefaultMaxQueue              = 10000
+	DefaultMaxSubscriptions      = 1000
+	DefaultMaxChannels           = 100000
+	DefaultMaxMessageSize        = 64 << 10
+	DefaultMaxSessionsPerIP      = 10000
+	DefaultMultiSessionInterval  = 2 * time.Second
 	DefaultMaxSessionsPerBrowser = 2
 )
 

@@ -3,8 +3,8 @@ package actors
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"fmt"
+	"net"
 	"runtime/debug"
 	"strings"
 	"time"
