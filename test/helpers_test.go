@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -208,4 +209,21 @@ func checkFor(t testing.TB, total, every time.Duration, fn func() error) {
 		}
 		time.Sleep(every)
 	}
+}
+
+// connectRaw sends a /meta/connect that must not be held (advice timeout
+// 0) and returns the response.
+func (c *client) connectRaw() []msg {
+	c.t.Helper()
+	_, replies := c.post(msg{"channel": "/meta/connect", "clientId": c.id, "connectionType": "long-polling", "advice": msg{"timeout": 0}})
+	return replies
+}
+
+func mustParseURL(t testing.TB, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
