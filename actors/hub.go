@@ -155,8 +155,14 @@ func (h *Hub) Drain(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("bayeuxhub: drain: %w", ctx.Err())
 	}
-	h.root.Send(h.supervisor, drain{})
-	return nil
+	drainedAll := make(chan struct{})
+	h.root.Send(h.supervisor, drain{done: drainedAll})
+	select {
+	case <-drainedAll:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bayeuxhub: drain: %w", ctx.Err())
+	}
 }
 
 // allowPublish is called around a publish's check and routing; it returns

@@ -123,8 +123,12 @@ type pollTimeout struct{ gen uint64 }
 type expire struct{}
 
 // drain makes a session answer its held connect at once and stop holding
-// new ones (hub shutdown).
-type drain struct{}
+// new ones (hub shutdown). Sent to the supervisor, done is closed when every
+// session has done so (or ended).
+type drain struct{ done chan struct{} }
+
+// drained is a session's answer to drain, to the supervisor.
+type drained struct{ pid *actor.PID }
 
 // spawnSession asks the supervisor to start a session actor.
 type spawnSession struct {

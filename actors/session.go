@@ -174,6 +174,7 @@ func (s *session) Receive(ctx actor.Context) {
 		if s.held != nil {
 			s.answerHeld(true)
 		}
+		ctx.Send(ctx.Parent(), &drained{pid: ctx.Self()})
 	case *actor.Stopping:
 		s.stopping(ctx)
 	}

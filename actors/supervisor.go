@@ -47,6 +47,9 @@ type supervisor struct {
 	children map[string]*sessionRef // by session PID id
 	ticker   *time.Ticker
 	stopTick chan struct{}
+
+	draining  map[string]bool // sessions that have not yet answered drain
+	drainDone chan struct{}
 }
 
 func newSupervisor(h *Hub) *supervisor {
@@ -105,15 +108,21 @@ func (s *supervisor) Receive(ctx actor.Context) {
 			}
 		}
 	case drain:
-		for _, ref := range s.children {
+		s.draining, s.drainDone = make(map[string]bool, len(s.children)), msg.done
+		for id, ref := range s.children {
+			s.draining[id] = true
 			ctx.Send(ref.pid, drain{})
 		}
+		s.drainedOne("")
+	case *drained:
+		s.drainedOne(msg.pid.Id)
 	case *actor.Terminated:
 		ref, ok := s.children[msg.Who.Id]
 		if !ok {
 			return
 		}
 		delete(s.children, msg.Who.Id)
+		s.drainedOne(msg.Who.Id)
 		h.sessions.CompareAndDelete(ref.id, ref)
 		h.stats.clients.Add(-1)
 		if !ref.local {
@@ -121,6 +130,19 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		}
 		ref.close()
 		h.emit(Event{Type: EventClientDisconnect, ClientID: ref.id})
+	}
+}
+
+// drainedOne notes that a session has answered drain (or ended) and closes
+// the drain's done channel after the last one.
+func (s *supervisor) drainedOne(id string) {
+	if s.drainDone == nil {
+		return
+	}
+	delete(s.draining, id)
+	if len(s.draining) == 0 {
+		close(s.drainDone)
+		s.drainDone = nil
 	}
 }
 
