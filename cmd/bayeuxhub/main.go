@@ -65,9 +65,12 @@ func (s seconds) Set(v string) error {
 
 type options struct {
 	port, bind, alias, logFile, documentRoot, directoryIndex, typeExpires string
+	queuePolicy, allowedOrigins                                           string
 	anonPublish, debug, metrics                                           bool
 	connectTimeout, pollTimeout                                           time.Duration
 	maxBody                                                               int64
+	maxQueue, maxSubscriptions, maxChannels, maxMessageSize               int
+	maxSessionsPerIP, maxSessionsPerBrowser                               int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -87,6 +90,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.directoryIndex, "directory-index", "index.html", "comma-separated index file `names` for folders (Perl: DirectoryIndex)")
 	fs.StringVar(&o.typeExpires, "type-expires", "", "cache lifetimes per media type, e.g. `text/css=3600,image/png=86400` (seconds; Perl: TypeExpires)")
 	fs.BoolVar(&o.metrics, "metrics", false, "serve Prometheus metrics at /metrics (off by default: do not expose it publicly)")
+	fs.IntVar(&o.maxQueue, "max-queue", actors.DefaultMaxQueue, "most `messages` kept for one client that is not reading (-1: no limit)")
+	fs.StringVar(&o.queuePolicy, "queue-policy", string(actors.QueueDisconnect), "at --max-queue: `disconnect` the session (the client must re-handshake) or drop-oldest")
+	fs.IntVar(&o.maxSubscriptions, "max-subscriptions", actors.DefaultMaxSubscriptions, "most subscriptions per client (-1: no limit)")
+	fs.IntVar(&o.maxChannels, "max-channels", actors.DefaultMaxChannels, "most channels and patterns with subscribers (-1: no limit)")
+	fs.IntVar(&o.maxMessageSize, "max-message-size", actors.DefaultMaxMessageSize, "largest published data plus ext, in `bytes` (-1: no limit)")
+	fs.IntVar(&o.maxSessionsPerIP, "max-sessions-per-ip", actors.DefaultMaxSessionsPerIP, "most open sessions handshaken from one remote address (-1: no limit)")
+	fs.IntVar(&o.maxSessionsPerBrowser, "max-sessions-per-browser", actors.DefaultMaxSessionsPerBrowser, "most long polls held at once for one browser (BAYEUX_BROWSER cookie); its other tabs poll (-1: no limit)")
+	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated `origins` allowed to make cross-origin Bayeux requests (CORS), or *; none by default")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bayeuxhub [flags]\n\nA Bayeux 1.0 (CometD) publish/subscribe server: Bayeux at /cometd, the chat demo at /.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -134,18 +145,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--type-expires: %w", err)
 	}
-	var index []string
-	for _, n := range strings.Split(o.directoryIndex, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			index = append(index, n)
-		}
-	}
+	index := splitList(o.directoryIndex)
 	srv, err := server.Start(server.Config{
 		Addr: net.JoinHostPort(o.bind, o.port),
 		Hub: actors.Options{
 			Alias: o.alias, AnonPublish: o.anonPublish,
 			ConnectTimeout: o.connectTimeout, PollTimeout: o.pollTimeout,
+			MaxQueue: o.maxQueue, QueuePolicy: actors.QueuePolicy(o.queuePolicy),
+			MaxSubscriptions: o.maxSubscriptions, MaxChannels: o.maxChannels, MaxMessageSize: o.maxMessageSize,
+			MaxSessionsPerIP: o.maxSessionsPerIP, MaxSessionsPerBrowser: o.maxSessionsPerBrowser,
 		},
+		AllowedOrigins: splitList(o.allowedOrigins),
 		MaxBody:        o.maxBody,
 		DocumentRoot:   o.documentRoot,
 		DirectoryIndex: index,
@@ -170,4 +180,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info().Msg("bye")
 	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
