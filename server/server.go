@@ -143,7 +143,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("document root: %w", err)
 	}
 	r := mux.NewRouter()
-	transport.NewLongPolling(hub, transport.Options{MaxBody: cfg.MaxBody, Logger: &log}).Register(r, "/cometd")
+	lp := transport.NewLongPolling(hub, transport.Options{MaxBody: cfg.MaxBody, Logger: &log})
+	transport.Mount(r, "/cometd", transport.CORS(cfg.AllowedOrigins, lp))
 	if cfg.Metrics {
 		r.Handle("/metrics", metrics.NewHandler(func() metrics.Snapshot {
 			st := hub.Stats()

@@ -132,3 +132,39 @@ func TestResponseHeaders(t *testing.T) {
 		t.Fatalf("GET / = %d", resp.StatusCode)
 	}
 }
+
+func TestCORSWiring(t *testing.T) {
+	srv := startServer(t, server.Config{AllowedOrigins: []string{"http://app.example"}})
+	for _, tc := range []struct {
+		origin string
+		status int
+		allow  string
+	}{
+		{"http://app.example", 204, "http://app.example"},
+		{"http://evil.example", 403, ""},
+	} {
+		req, _ := http.NewRequest(http.MethodOptions, srv.URL()+"/cometd/connect", nil)
+		req.Header.Set("Origin", tc.origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Access-Control-Allow-Origin") != tc.allow {
+			t.Errorf("preflight from %s: %d %q", tc.origin, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL()+"/cometd", strings.NewReader(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}]`))
+	req.Header.Set("Origin", "http://app.example")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("cross-origin handshake headers: %v", resp.Header)
+	}
+}

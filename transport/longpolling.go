@@ -54,9 +54,15 @@ func NewLongPolling(hub *actors.Hub, opts Options) *LongPolling {
 // below it, as the CometD client posts to /cometd/handshake, /cometd/connect
 // and so on.
 func (t *LongPolling) Register(r *mux.Router, path string) {
+	Mount(r, path, t)
+}
+
+// Mount routes path and every path below it to h on r: the way to mount a
+// transport wrapped in middleware such as CORS.
+func Mount(r *mux.Router, path string, h http.Handler) {
 	path = strings.TrimSuffix(path, "/")
-	r.Handle(path, t)
-	r.PathPrefix(path + "/").Handler(t)
+	r.Handle(path, h)
+	r.PathPrefix(path + "/").Handler(h)
 }
 
 // callbackName is what a JSONP callback name may look like: a JavaScript
