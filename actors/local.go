@@ -160,6 +160,17 @@ func (h *Hub) newLocalMessage(channel string, data any, opts []PublishOption) (*
 	return m, nil
 }
 
+// Publish publishes data on channel from the server itself, with no client
+// (Perl: publish without client_id). Options such as WithID and WithExt
+// apply.
+func (h *Hub) Publish(channel string, data any, opts ...PublishOption) error {
+	m, err := h.newLocalMessage(channel, data, opts)
+	if err != nil {
+		return err
+	}
+	return h.publishLocal(h.root, m)
+}
+
 // Disconnect ends the client: its subscriptions end and it is forgotten.
 // Operations already sent complete first.
 func (c *LocalClient) Disconnect() {

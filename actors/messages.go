@@ -43,8 +43,9 @@ func (m *Message) wireJSON() []byte {
 // client. The session answers it exactly once on result.
 type remoteBatch struct {
 	msgs    []*protocol.Message
-	browser string            // BAYEUX_BROWSER id of the request, or ""
-	result  chan *batchResult // buffered(1)
+	browser string              // BAYEUX_BROWSER id of the request, or ""
+	push    func([][]byte) bool // the pushing transport of the request, or nil
+	result  chan *batchResult   // buffered(1)
 	// abandoned is set by the session when the request went away; read and
 	// written on the session's goroutine only.
 	abandoned bool

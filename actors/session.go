@@ -95,6 +95,9 @@ type session struct {
 	unacked []sentMsg
 	batch   int64
 
+	// push, when set, takes deliveries as they come (WebSocket).
+	pusher func([][]byte) bool
+
 	overflowed bool // Options.MaxQueue was reached (logged once)
 	dropped    int  // messages dropped by QueueDropOldest
 
@@ -120,10 +123,11 @@ func (s *session) Receive(ctx actor.Context) {
 		s.deliver(ctx, msg)
 	case flushNow:
 		s.flushScheduled = false
-		if s.held != nil && len(s.queue) > 0 {
-			s.answerHeld(true)
-		}
+		s.flush()
 	case *remoteBatch:
+		if !s.ref.ack {
+			s.pusher = msg.push // a request without Push switches pushing off
+		}
 		s.backlog = append(s.backlog, &job{b: msg})
 		s.run(ctx)
 	case *subscribeFailed:

@@ -67,6 +67,9 @@ func (s *session) finish(ctx actor.Context, j *job) {
 	if s.held != nil { // one held connect per client: the older one returns, empty
 		s.answerHeld(false)
 	}
+	if s.pusher != nil && len(s.queue) > 0 && s.pusher(s.queue) {
+		s.takeQueue() // a pushing transport sends deliveries on their own
+	}
 	if first || len(s.queue) > 0 || len(s.unacked) > 0 || s.draining || j.connTimeout <= 0 {
 		j.connect.Successful = true
 		s.send(j, s.takeQueue(), true)
@@ -92,6 +95,23 @@ func (s *session) finish(ctx actor.Context, j *job) {
 	gen, self, root := s.heldGen, ctx.Self(), s.hub.root
 	s.heldTimer = time.AfterFunc(j.connTimeout, func() { root.Send(self, pollTimeout{gen: gen}) })
 	s.ref.idleSince.Store(0)
+}
+
+// flush sends what is queued: through the push transport when there is
+// one, else in the held connect.
+func (s *session) flush() {
+	if len(s.queue) == 0 {
+		return
+	}
+	if s.pusher != nil {
+		if s.pusher(s.queue) {
+			s.takeQueue()
+		}
+		return
+	}
+	if s.held != nil {
+		s.answerHeld(true)
+	}
 }
 
 // unhold forgets the held connect without answering it.
@@ -209,7 +229,7 @@ func (s *session) enqueue(ctx actor.Context, wire []byte) {
 	}
 	s.queue = append(s.queue, wire)
 	s.hub.stats.queued.Add(1)
-	if s.held != nil && !s.flushScheduled {
+	if (s.held != nil || s.pusher != nil) && !s.flushScheduled {
 		s.flushScheduled = true
 		ctx.Send(ctx.Self(), flushNow{})
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"math"
 	"time"
 )
@@ -18,8 +17,8 @@ type liveStats struct {
 	Uptime      float64 `json:"uptime"`
 }
 
-// startStats publishes the hub's figures on the stats channel through a
-// local client, so that any Bayeux client (the status page) can watch.
+// startStats publishes the hub's figures on the stats channel, so that any
+// Bayeux client (the status page) can watch.
 func (s *Server) startStats() error {
 	channel := s.cfg.StatsChannel
 	if channel == "-" {
@@ -32,10 +31,6 @@ func (s *Server) startStats() error {
 	if every <= 0 {
 		every = time.Second
 	}
-	lc, err := s.hub.NewLocalClient("bayeuxhub-stats")
-	if err != nil {
-		return fmt.Errorf("stats client: %w", err)
-	}
 	s.stopStats, s.statsDone = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(s.statsDone)
@@ -45,7 +40,6 @@ func (s *Server) startStats() error {
 		for {
 			select {
 			case <-s.stopStats:
-				lc.Disconnect()
 				return
 			case now := <-t.C:
 				st := s.hub.Stats()
@@ -58,7 +52,7 @@ func (s *Server) startStats() error {
 					Uptime:      math.Round(st.Uptime.Seconds()),
 				}
 				prev, prevAt = st, now
-				if err := lc.Publish(channel, ls); err != nil {
+				if err := s.hub.Publish(channel, ls); err != nil {
 					s.log.Warn().Err(err).Msg("publish stats")
 				}
 			}

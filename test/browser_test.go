@@ -34,7 +34,6 @@ const browserChromium = "/usr/bin/chromium"
 
 // browserServer is one bayeuxhub process listening on a fixed port.
 type browserServer struct {
-	t    *testing.T
 	bin  string
 	port int
 	log  *os.File
@@ -79,7 +78,10 @@ func (s *browserServer) start() error {
 		close(done)
 	}(s.done)
 	deadline := time.Now().Add(20 * time.Second)
-	client := &http.Client{Timeout: 2 * time.Second}
+	// No keep-alive: an idle connection's goroutines would trip goleak in TestMain.
+	transport := &http.Transport{DisableKeepAlives: true}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Timeout: 2 * time.Second, Transport: transport}
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.done:
@@ -160,7 +162,7 @@ func TestBrowserChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	srv := &browserServer{t: t, bin: bin, port: browserFreePort(t), log: logFile}
+	srv := &browserServer{bin: bin, port: browserFreePort(t), log: logFile}
 	if err := srv.start(); err != nil {
 		t.Fatal(err)
 	}

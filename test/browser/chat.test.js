@@ -82,7 +82,8 @@ async function openChat(browser, label, name) {
   const page = await context.newPage();
   page.on('pageerror', (err) => { pageErrors.push(`${label}: ${err.message}`); log(`${label} pageerror:`, err.message); });
   page.on('console', (msg) => {
-    if (msg.type() === 'error' || msg.type() === 'warning') {
+    // Refused connections while the server is down are expected.
+    if ((msg.type() === 'error' || msg.type() === 'warning') && !msg.text().includes('ERR_CONNECTION_REFUSED')) {
       log(`${label} console.${msg.type()}:`, msg.text());
     }
   });
@@ -134,6 +135,58 @@ async function say(page, text, how = 'enter') {
   }
   const left = await page.inputValue('#message');
   check(left === '', `#message not cleared after sending (${JSON.stringify(left)})`);
+}
+
+// clientApiCheck runs inside a page: a second BayeuxHub.Client exercises the
+// parts of the API the chat page does not.
+async function clientApiCheck() {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const fail = (error) => ({ ok: false, error });
+  const c = new BayeuxHub.Client('/cometd');
+  const states = [];
+  c.on('state', (st) => states.push(st));
+  const got = { one: [], many: [], exact: [] };
+  let outgoing = 0, incoming = 0;
+  c.addExtension({
+    outgoing(m) { outgoing++; if (m.channel === '/meta/handshake') { m.ext = { 'org.example.test': true }; } },
+    incoming() { incoming++; },
+  });
+  c.subscribe('/browsertest/*', (m) => got.one.push(m.channel));
+  c.subscribe('/browsertest/**', (m) => got.many.push(m.channel));
+  const hs = await c.connect();
+  if (!hs || !hs.clientId) return fail('no clientId from handshake');
+  await c.subscribe('/browsertest/x', (m) => got.exact.push(m.channel));
+  const realFetch = window.fetch;
+  let requests = 0;
+  window.fetch = (...args) => { requests++; return realFetch(...args); };
+  let acks;
+  try {
+    const ps = [];
+    c.batch(() => {
+      ps.push(c.publish('/browsertest/x', { n: 1 }));
+      ps.push(c.publish('/browsertest/x/y', { n: 2 }));
+      ps.push(c.publish('/browsertest/z', { n: 3 }));
+    });
+    if (requests !== 1) return fail(`batch of 3 publishes took ${requests} requests`);
+    acks = await Promise.all(ps);
+  } finally {
+    window.fetch = realFetch;
+  }
+  if (!acks.every((a) => a && a.successful)) return fail(`publish acks ${JSON.stringify(acks)}`);
+  for (let i = 0; i < 50 && got.many.length < 3; i++) await sleep(100);
+  const sorted = (a) => a.slice().sort().join(',');
+  if (sorted(got.one) !== '/browsertest/x,/browsertest/z') return fail(`/browsertest/* got ${got.one}`);
+  if (sorted(got.many) !== '/browsertest/x,/browsertest/x/y,/browsertest/z') return fail(`/browsertest/** got ${got.many}`);
+  if (sorted(got.exact) !== '/browsertest/x') return fail(`/browsertest/x got ${got.exact}`);
+  const un = await c.unsubscribe('/browsertest/**');
+  if (!un.successful) return fail(`unsubscribe ${JSON.stringify(un)}`);
+  await c.publish('/browsertest/x/y', { n: 4 });
+  await sleep(300);
+  if (got.many.length !== 3) return fail('message delivered after unsubscribe');
+  if (!outgoing || !incoming) return fail('extensions not called');
+  await c.disconnect();
+  if (c.state !== 'disconnected') return fail(`state after disconnect: ${c.state}`);
+  return { ok: true, detail: { states, outgoing, incoming } };
 }
 
 // ---- CometD client ----------------------------------------------------------
@@ -209,16 +262,29 @@ async function main() {
     await waitLogEntry(a, 'A', ['bob', 'Hi alice, bob here']);
     log('step 2: B -> A chat ok (send button)');
 
+    // The bayeuxhub.js API in the browser: wildcards, batching, extensions,
+    // acks matched by id, unsubscribe, disconnect.
+    const api = await b.evaluate(clientApiCheck);
+    check(api.ok, `bayeuxhub.js API check in the browser: ${api.error}`);
+    log('step 2: bayeuxhub.js API ok', JSON.stringify(api.detail));
+
     // Step 3: server restart.
     if (controlled) {
       await control('KILL', 'KILLED');
       await waitState(a, 'A', ['reconnecting', 'connecting', 'disconnected'], 15000);
       await waitState(b, 'B', ['reconnecting', 'connecting', 'disconnected'], 15000);
       log(`step 3: server down, A is ${await statusText(a)}, B is ${await statusText(b)}`);
+      // Stay down a little, so the clients go through a few backoff retries,
+      // and type a message meanwhile: it waits in the client's queue.
+      await say(a, 'typed while the server was down');
+      await a.waitForTimeout(2500);
+      check(await statusText(a) !== 'connected', 'A: connected while the server is down');
       await control('START', 'STARTED');
       await waitState(a, 'A', ['connected'], 30000);
       await waitState(b, 'B', ['connected'], 30000);
       log('step 3: both pages connected again');
+      await waitLogEntry(a, 'A', ['alice', 'typed while the server was down']);
+      await waitLogEntry(a, 'A', ['Reconnected']);
       await say(b, 'bob is back after the restart');
       await waitLogEntry(a, 'A', ['bob', 'bob is back after the restart']);
       await say(a, 'alice too');
