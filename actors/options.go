@@ -64,6 +64,12 @@ type Options struct {
 	// Logger receives the hub's structured logs; nil means no logs.
 	Logger *zerolog.Logger
 
+	// ConnectionTypes are the Bayeux connection types the hub's transports
+	// serve, in order of preference: offered in handshake replies and
+	// accepted in /meta/connect. Default: long-polling and callback-polling;
+	// server.Config sets it from the transports it mounts (websocket too).
+	ConnectionTypes []string
+
 	// MaxQueue bounds the messages a session keeps for its client (queued
 	// and, with the ack extension, sent but unacknowledged); default
 	// DefaultMaxQueue, negative for no bound.
@@ -109,6 +115,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		nop := zerolog.Nop()
 		o.Logger = &nop
+	}
+	if len(o.ConnectionTypes) == 0 {
+		o.ConnectionTypes = []string{protocol.LongPolling, protocol.CallbackPolling}
 	}
 	o.MaxQueue = limit(o.MaxQueue, DefaultMaxQueue)
 	o.MaxSubscriptions = limit(o.MaxSubscriptions, DefaultMaxSubscriptions)

@@ -12,8 +12,6 @@ import (
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
-// supportedTypes are the connection types the hub's HTTP transport serves.
-var supportedTypes = []string{protocol.LongPolling, protocol.CallbackPolling}
 
 // RemoteRequest is one transport request: a batch of messages from one
 // remote peer.
@@ -211,7 +209,7 @@ func (h *Hub) clientless(m *protocol.Message, remoteAddr string) []byte {
 func (h *Hub) handshake(m *protocol.Message, remoteAddr string) []byte {
 	r := protocol.ReplyTo(m)
 	r.Version = protocol.Version
-	r.SupportedConnectionTypes = supportedTypes
+	r.SupportedConnectionTypes = h.opts.ConnectionTypes
 	none := &protocol.Advice{Reconnect: protocol.ReconnectNone}
 	if h.draining.Load() {
 		e := &protocol.Error{Code: protocol.CodeServiceUnavailable, Message: "Server shutting down",
@@ -222,7 +220,7 @@ func (h *Hub) handshake(m *protocol.Message, remoteAddr string) []byte {
 		e := &protocol.Error{Code: protocol.CodeUnsupported, Args: []string{m.Version}, Message: "Unsupported version", Advice: none}
 		return r.Fail(e).AppendJSON(nil)
 	}
-	if !commonType(m.SupportedConnectionTypes) {
+	if !h.commonType(m.SupportedConnectionTypes) {
 		e := &protocol.Error{Code: protocol.CodeUnsupported, Args: m.SupportedConnectionTypes, Message: "No common connection type", Advice: none}
 		return r.Fail(e).AppendJSON(nil)
 	}
@@ -255,12 +253,21 @@ func (h *Hub) handshake(m *protocol.Message, remoteAddr string) []byte {
 	return r.AppendJSON(make([]byte, 0, 256))
 }
 
-func commonType(types []string) bool {
+func (h *Hub) commonType(types []string) bool {
 	for _, t := range types {
-		for _, s := range supportedTypes {
-			if t == s {
-				return true
-			}
+		if h.servesType(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// servesType reports whether connection type t is one of
+// Options.ConnectionTypes.
+func (h *Hub) servesType(t string) bool {
+	for _, s := range h.opts.ConnectionTypes {
+		if t == s {
+			return true
 		}
 	}
 	return false

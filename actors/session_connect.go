@@ -22,12 +22,11 @@ type sentMsg struct {
 // connectMsg validates a /meta/connect; it is answered or held when the
 // batch ends, so that the batch's other replies travel with it.
 func (s *session) connectMsg(j *job, m *protocol.Message) {
-	switch m.ConnectionType {
-	case "":
+	switch {
+	case m.ConnectionType == "":
 		s.fail(j, m, protocol.ErrBadRequest("Missing connectionType"))
 		return
-	case protocol.LongPolling, protocol.CallbackPolling:
-	default:
+	case !s.hub.servesType(m.ConnectionType):
 		e := &protocol.Error{Code: protocol.CodeUnsupported, Args: []string{m.ConnectionType}, Message: "Unsupported connection type"}
 		s.fail(j, m, e)
 		return
