@@ -12,7 +12,6 @@ import (
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
-
 // RemoteRequest is one transport request: a batch of messages from one
 // remote peer.
 type RemoteRequest struct {
