@@ -77,16 +77,27 @@ func (h *Hub) SessionPID(clientID string) (*actor.PID, bool) {
 }
 
 // Push sends a message to one client only (Perl: client_push).
+// A client held by another node is reached through the broker.
 func (h *Hub) Push(clientID, channel string, data any) error {
-	ref := h.lookupSession(clientID)
-	if ref == nil {
-		return fmt.Errorf("push to %s: %w", clientID, ErrUnknownClient)
-	}
 	if _, err := protocol.ParseChannel(channel); err != nil {
 		return fmt.Errorf("push to %s on %s: %w", clientID, channel, err)
 	}
-	h.root.Send(ref.pid, &Push{ClientID: clientID, Channel: channel, Data: data})
-	return nil
+	return h.push(h.root, &Push{ClientID: clientID, Channel: channel, Data: data})
+}
+
+// push sends p to the client's session, here or on its node.
+func (h *Hub) push(sender actor.SenderContext, p *Push) error {
+	if ref := h.lookupSession(p.ClientID); ref != nil {
+		sender.Send(ref.pid, p)
+		return nil
+	}
+	if node := nodeOf(p.ClientID); h.opts.Broker != nil && node != "" && node != h.opts.NodeName {
+		if err := h.opts.Broker.Push(node, p); err != nil {
+			return fmt.Errorf("push to %s via node %s: %w", p.ClientID, node, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("push to %s: %w", p.ClientID, ErrUnknownClient)
 }
 
 // Disconnect ends a client's session, remote or local (Perl:
@@ -139,13 +150,7 @@ func (a *hubActor) handleAPI(ctx actor.Context, msg any) bool {
 		op := &localUnsubscribe{pattern: m.Channel, replyTo: ctx.Sender()}
 		ctx.Send(h.supervisor, &forLocal{clientID: m.ClientID, op: op, replyTo: ctx.Sender()})
 	case *Push:
-		ref := h.lookupSession(m.ClientID)
-		if ref == nil {
-			respond(m.ClientID, m.Channel, fmt.Errorf("push: %w", ErrUnknownClient))
-			return true
-		}
-		ctx.Send(ref.pid, m)
-		respond(m.ClientID, m.Channel, nil)
+		respond(m.ClientID, m.Channel, h.push(ctx, m))
 	case *Disconnect:
 		ref := h.lookupSession(m.ClientID)
 		if ref == nil {

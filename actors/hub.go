@@ -52,27 +52,31 @@ type Hub struct {
 }
 
 type hubStats struct {
-	clients    atomic.Int64
-	channels   atomic.Int64
-	published  atomic.Uint64
-	delivered  atomic.Uint64
-	handshakes atomic.Uint64
-	queued     atomic.Int64
-	overflows  atomic.Uint64
-	dropped    atomic.Uint64
+	clients      atomic.Int64
+	channels     atomic.Int64
+	published    atomic.Uint64
+	delivered    atomic.Uint64
+	handshakes   atomic.Uint64
+	queued       atomic.Int64
+	overflows    atomic.Uint64
+	dropped      atomic.Uint64
+	brokerErrors atomic.Uint64
 }
 
 // Stats is a snapshot of a hub's counters.
 type Stats struct {
-	Clients    int           // open sessions, remote and local
-	Channels   int           // live channel actors (names and patterns)
-	Published  uint64        // messages accepted for publish since start
-	Delivered  uint64        // messages handed to subscribers since start
-	Handshakes uint64        // successful handshakes since start
-	Queued     int           // messages waiting in remote sessions' queues
-	Overflows  uint64        // sessions that reached Options.MaxQueue
-	Dropped    uint64        // messages dropped by QueueDropOldest
-	Uptime     time.Duration // time since Start
+	Clients    int    // open sessions, remote and local
+	Channels   int    // live channel actors (names and patterns)
+	Published  uint64 // messages accepted for publish since start
+	Delivered  uint64 // messages handed to subscribers since start
+	Handshakes uint64 // successful handshakes since start
+	Queued     int    // messages waiting in remote sessions' queues
+	Overflows  uint64 // sessions that reached Options.MaxQueue
+	Dropped    uint64 // messages dropped by QueueDropOldest
+	// BrokerErrors counts publishes and subscription changes the broker
+	// could not pass on (other nodes missed them).
+	BrokerErrors uint64
+	Uptime       time.Duration // time since Start
 }
 
 // Start spawns a hub in system: the hub actor (named opts.Alias), its
@@ -107,8 +111,13 @@ func Start(system *actor.ActorSystem, opts Options) (*Hub, error) {
 	case <-time.After(10 * time.Second):
 		return nil, errors.New("bayeuxhub: hub actor did not start")
 	}
+	if err := h.startBroker(); err != nil {
+		_ = h.root.PoisonFuture(h.pid).Wait()
+		return nil, err
+	}
 	h.log.Info().Str("alias", opts.Alias).Dur("connect_timeout", opts.ConnectTimeout).
-		Dur("poll_timeout", opts.PollTimeout).Bool("anon_publish", opts.AnonPublish).Msg("hub started")
+		Dur("poll_timeout", opts.PollTimeout).Bool("anon_publish", opts.AnonPublish).
+		Str("node", opts.NodeName).Bool("broker", opts.Broker != nil).Msg("hub started")
 	return h, nil
 }
 
@@ -124,15 +133,16 @@ func (h *Hub) PollTimeout() time.Duration { return h.opts.PollTimeout }
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	return Stats{
-		Clients:    int(h.stats.clients.Load()),
-		Channels:   int(h.stats.channels.Load()),
-		Published:  h.stats.published.Load(),
-		Delivered:  h.stats.delivered.Load(),
-		Handshakes: h.stats.handshakes.Load(),
-		Queued:     int(h.stats.queued.Load()),
-		Overflows:  h.stats.overflows.Load(),
-		Dropped:    h.stats.dropped.Load(),
-		Uptime:     time.Since(h.start),
+		Clients:      int(h.stats.clients.Load()),
+		Channels:     int(h.stats.channels.Load()),
+		Published:    h.stats.published.Load(),
+		Delivered:    h.stats.delivered.Load(),
+		Handshakes:   h.stats.handshakes.Load(),
+		Queued:       int(h.stats.queued.Load()),
+		Overflows:    h.stats.overflows.Load(),
+		Dropped:      h.stats.dropped.Load(),
+		BrokerErrors: h.stats.brokerErrors.Load(),
+		Uptime:       time.Since(h.start),
 	}
 }
 
@@ -203,11 +213,16 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		h.log.Info().Msg("hub stopped")
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("bayeuxhub: shutdown: %w", ctx.Err())
 	}
+	if b := h.opts.Broker; b != nil {
+		if err := b.Close(); err != nil {
+			return fmt.Errorf("bayeuxhub: close broker: %w", err)
+		}
+	}
+	h.log.Info().Msg("hub stopped")
+	return nil
 }
 
 // decide is the supervision decider: a failing session or channel actor is
@@ -232,12 +247,18 @@ func (h *Hub) lookupChannel(pattern []byte) *actor.PID {
 // publisher's messages reach each channel actor in order.
 func (h *Hub) route(sender actor.SenderContext, m *Message) {
 	h.stats.published.Add(1)
+	h.routeLocal(sender, m)
+	h.brokerPublish(m)
+	h.emit(Event{Type: EventPublish, ClientID: m.ClientID, Channel: m.Channel, Data: m.Data, ID: m.ID, Ext: m.Ext})
+}
+
+// routeLocal sends m to this node's channel actors that match its channel.
+func (h *Hub) routeLocal(sender actor.SenderContext, m *Message) {
 	protocol.Patterns(m.Channel, func(p []byte) {
 		if pid := h.lookupChannel(p); pid != nil {
 			sender.Send(pid, m)
 		}
 	})
-	h.emit(Event{Type: EventPublish, ClientID: m.ClientID, Channel: m.Channel, Data: m.Data, ID: m.ID, Ext: m.Ext})
 }
 
 // emit reports an event to the user's callback and, as an Event value, on
@@ -317,6 +338,7 @@ func (a *hubActor) Receive(ctx actor.Context) {
 			h.chanMu.Unlock()
 			a.names[pid.Id] = pattern
 			h.stats.channels.Add(1)
+			h.brokerSubscription(pattern, true)
 		}
 		a.adds[msg.pattern]++
 		ctx.Send(pid, &addSubscriber{session: msg.session})
@@ -365,11 +387,16 @@ func (a *hubActor) channelPIDs() []*actor.PID {
 func (a *hubActor) forget(pattern string, pid *actor.PID) {
 	h := a.hub
 	h.chanMu.Lock()
+	removed := false
 	if cur := h.channels[pattern]; cur != nil && cur.Equal(pid) {
 		delete(h.channels, pattern)
 		h.stats.channels.Add(-1)
+		removed = true
 	}
 	h.chanMu.Unlock()
+	if removed {
+		h.brokerSubscription(pattern, false)
+	}
 	delete(a.adds, pattern)
 	delete(a.names, pid.Id)
 }

@@ -20,3 +20,13 @@ func newClientID() string {
 	}
 	return string(s)
 }
+
+// newClientID returns a client id for a remote client of this hub: with a
+// broker, prefixed by the node name, so that a push for it can be sent to
+// the node that holds it.
+func (h *Hub) newClientID() string {
+	if h.opts.Broker != nil {
+		return h.opts.NodeName + nodeIDSep + newClientID()
+	}
+	return newClientID()
+}

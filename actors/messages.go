@@ -24,8 +24,9 @@ type Message struct {
 	// messages); it is never sent to remote clients.
 	ClientID string
 
-	wireOnce sync.Once
-	wire     []byte
+	wireOnce   sync.Once
+	wire       []byte
+	fromBroker bool // published on another node
 }
 
 // wireJSON returns the message's delivery JSON, encoded once and shared by

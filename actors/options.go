@@ -64,6 +64,14 @@ type Options struct {
 	// Logger receives the hub's structured logs; nil means no logs.
 	Logger *zerolog.Logger
 
+	// Broker, when set, joins this hub to hubs on other machines (see
+	// package broker); nil keeps the hub to one process.
+	Broker Broker
+	// NodeName names this node in logs, metrics and, with a Broker, as the
+	// prefix of its client ids (so pushes find the node that holds a
+	// client). Letters, digits and dashes; default "node" plus random.
+	NodeName string
+
 	// ConnectionTypes are the Bayeux connection types the hub's transports
 	// serve, in order of preference: offered in handshake replies and
 	// accepted in /meta/connect. Default: long-polling and callback-polling;
@@ -115,6 +123,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		nop := zerolog.Nop()
 		o.Logger = &nop
+	}
+	if o.NodeName == "" {
+		o.NodeName = "node" + newClientID()[:6]
 	}
 	if len(o.ConnectionTypes) == 0 {
 		o.ConnectionTypes = []string{protocol.LongPolling, protocol.CallbackPolling}

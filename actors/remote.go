@@ -223,7 +223,7 @@ func (h *Hub) handshake(m *protocol.Message, remoteAddr string) []byte {
 		e := &protocol.Error{Code: protocol.CodeUnsupported, Args: m.SupportedConnectionTypes, Message: "No common connection type", Advice: none}
 		return r.Fail(e).AppendJSON(nil)
 	}
-	c := &Client{ID: newClientID(), RemoteAddr: remoteAddr, Flags: map[string]any{}}
+	c := &Client{ID: h.newClientID(), RemoteAddr: remoteAddr, Flags: map[string]any{}}
 	if err := h.authorize(c, m); err != nil {
 		err.Advice = none
 		return r.Fail(err).AppendJSON(nil)
