@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -65,7 +67,7 @@ func (s seconds) Set(v string) error {
 
 type options struct {
 	port, bind, alias, logFile, documentRoot, directoryIndex, typeExpires string
-	queuePolicy, allowedOrigins                                           string
+	queuePolicy, allowedOrigins, pprofAddr                                string
 	anonPublish, debug, metrics                                           bool
 	connectTimeout, pollTimeout                                           time.Duration
 	maxBody                                                               int64
@@ -97,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxMessageSize, "max-message-size", actors.DefaultMaxMessageSize, "largest published data plus ext, in `bytes` (-1: no limit)")
 	fs.IntVar(&o.maxSessionsPerIP, "max-sessions-per-ip", actors.DefaultMaxSessionsPerIP, "most open sessions handshaken from one remote address (-1: no limit)")
 	fs.IntVar(&o.maxSessionsPerBrowser, "max-sessions-per-browser", actors.DefaultMaxSessionsPerBrowser, "most long polls held at once for one browser (BAYEUX_BROWSER cookie); its other tabs poll (-1: no limit)")
+	fs.StringVar(&o.pprofAddr, "pprof", "", "serve Go's net/http/pprof profiles on this separate `address` (e.g. 127.0.0.1:6060); off by default")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated `origins` allowed to make cross-origin Bayeux requests (CORS), or *; none by default")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bayeuxhub [flags]\n\nA Bayeux 1.0 (CometD) publish/subscribe server: Bayeux at /cometd, the chat demo at /.\n\nFlags:\n")
@@ -167,6 +170,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log.Info().Str("url", srv.URL()+"/").Msg("bayeuxhub ready")
+	if o.pprofAddr != "" {
+		startPprof(o.pprofAddr, log)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -191,4 +197,22 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// startPprof serves the runtime profiles on their own listener, apart from
+// the public port.
+func startPprof(addr string, log zerolog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil {
+			log.Error().Err(err).Str("addr", addr).Msg("pprof server")
+		}
+	}()
+	log.Info().Str("addr", addr).Msg("serving pprof")
 }
