@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -86,7 +85,7 @@ func FuzzHandleRemote(f *testing.F) {
 		r := fuzzHub.HandleRemote(context.Background(), RemoteRequest{Messages: []*protocol.Message{{
 			Channel: "/fuzz/alive", Data: json.RawMessage(`1`)}}})
 		if len(r) != 1 || !strings.Contains(string(r[0]), `"successful":true`) {
-			t.Fatal(fmt.Sprintf("hub stopped serving after %q: %s", text, r))
+			t.Fatalf("hub stopped serving after %q: %s", text, r)
 		}
 	})
 }

@@ -42,7 +42,7 @@ func main() {
 			if m.Channel == protocol.MetaSubscribe {
 				for _, s := range m.Subscription.Names {
 					if strings.HasPrefix(s, "/private/") {
-						return errors.New("Subscription denied")
+						return errors.New("subscription denied")
 					}
 				}
 			}
