@@ -158,8 +158,8 @@ func (h *Hub) Drain(ctx context.Context) error {
 	}
 	// Taking the gate once waits out the publishes that saw draining ==
 	// false: the empty critical section is the point, a barrier.
-	//lint:ignore SA2001 the empty critical section is a barrier
 	h.publishGate.Lock()
+	//lint:ignore SA2001 the empty critical section is a barrier
 	h.publishGate.Unlock()
 	done := make(chan struct{})
 	h.root.Send(h.pid, &drainChannels{done: done})
