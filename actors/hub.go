@@ -58,6 +58,7 @@ type hubStats struct {
 	delivered    atomic.Uint64
 	handshakes   atomic.Uint64
 	queued       atomic.Int64
+	held         atomic.Int64
 	overflows    atomic.Uint64
 	dropped      atomic.Uint64
 	brokerErrors atomic.Uint64
@@ -71,6 +72,7 @@ type Stats struct {
 	Delivered  uint64 // messages handed to subscribers since start
 	Handshakes uint64 // successful handshakes since start
 	Queued     int    // messages waiting in remote sessions' queues
+	Held       int    // /meta/connect requests held open now
 	Overflows  uint64 // sessions that reached Options.MaxQueue
 	Dropped    uint64 // messages dropped by QueueDropOldest
 	// BrokerErrors counts publishes and subscription changes the broker
@@ -139,6 +141,7 @@ func (h *Hub) Stats() Stats {
 		Delivered:    h.stats.delivered.Load(),
 		Handshakes:   h.stats.handshakes.Load(),
 		Queued:       int(h.stats.queued.Load()),
+		Held:         int(h.stats.held.Load()),
 		Overflows:    h.stats.overflows.Load(),
 		Dropped:      h.stats.dropped.Load(),
 		BrokerErrors: h.stats.brokerErrors.Load(),

@@ -90,6 +90,7 @@ func (s *session) finish(ctx actor.Context, j *job) {
 		s.heldBrowser = id
 	}
 	s.held = j
+	s.hub.stats.held.Add(1)
 	s.heldGen++
 	gen, self, root := s.heldGen, ctx.Self(), s.hub.root
 	s.heldTimer = time.AfterFunc(j.connTimeout, func() { root.Send(self, pollTimeout{gen: gen}) })
@@ -117,6 +118,7 @@ func (s *session) flush() {
 func (s *session) unhold() *job {
 	j := s.held
 	s.held = nil
+	s.hub.stats.held.Add(-1)
 	if s.heldTimer != nil {
 		s.heldTimer.Stop()
 		s.heldTimer = nil

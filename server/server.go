@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -67,8 +68,15 @@ type Config struct {
 	// them (default 1 s).
 	ShutdownGrace time.Duration
 	// AllowedOrigins lists the origins allowed to make cross-origin Bayeux
-	// requests (CORS); "*" allows any. None by default.
+	// requests (CORS) and to open WebSockets; "*" allows any. None by
+	// default.
 	AllowedOrigins []string
+	// Transports lists the enabled connection types, in order of
+	// preference: websocket, long-polling, callback-polling (default all
+	// three). They are offered in handshake replies (unless
+	// Hub.ConnectionTypes is set); a request over a disabled one gets a
+	// Bayeux 400 error.
+	Transports []string
 }
 
 // Server is a running bayeuxhub.
@@ -84,6 +92,7 @@ type Server struct {
 	served    chan error
 	stopStats chan struct{}
 	statsDone chan struct{}
+	ws        *transport.WebSocket // nil when websocket is disabled
 }
 
 // NewActorSystem returns an actor system whose own logs (protoactor-go
@@ -124,6 +133,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Hub.Logger == nil {
 		cfg.Hub.Logger = &log
 	}
+	if len(cfg.Transports) == 0 {
+		cfg.Transports = transport.DefaultTypes()
+	}
+	if err := transport.CheckTypes(cfg.Transports); err != nil {
+		return nil, fmt.Errorf("transports: %w", err)
+	}
+	if len(cfg.Hub.ConnectionTypes) == 0 {
+		cfg.Hub.ConnectionTypes = cfg.Transports
+	}
 	s := &Server{cfg: cfg, log: log, system: cfg.System}
 	if s.system == nil {
 		s.system, s.ownSystem = NewActorSystem(log), true
@@ -143,13 +161,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("document root: %w", err)
 	}
 	r := mux.NewRouter()
-	lp := transport.NewLongPolling(hub, transport.Options{MaxBody: cfg.MaxBody, Logger: &log})
-	transport.Mount(r, "/cometd", transport.CORS(cfg.AllowedOrigins, lp))
+	lp := transport.NewLongPolling(hub, transport.Options{MaxBody: cfg.MaxBody, Logger: &log, Types: cfg.Transports})
+	bayeux := transport.CORS(cfg.AllowedOrigins, lp)
+	if slices.Contains(cfg.Transports, transport.WebSocketType) {
+		s.ws = transport.NewWebSocket(hub, transport.WebSocketOptions{MaxBody: cfg.MaxBody, AllowedOrigins: cfg.AllowedOrigins, Logger: &log})
+		bayeux = s.ws.Wrap(bayeux)
+	}
+	transport.Mount(r, "/cometd", bayeux)
 	if cfg.Metrics {
 		r.Handle("/metrics", metrics.NewHandler(func() metrics.Snapshot {
 			st := hub.Stats()
 			return metrics.Snapshot{Clients: st.Clients, Channels: st.Channels, Published: st.Published,
-				Delivered: st.Delivered, Handshakes: st.Handshakes}
+				Delivered: st.Delivered, Handshakes: st.Handshakes, Held: st.Held, Queued: st.Queued,
+				Overflows: st.Overflows, Dropped: st.Dropped, BrokerErrors: st.BrokerErrors}
 		}))
 	}
 	r.PathPrefix("/").Handler(files)
@@ -248,6 +272,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		grace.Stop()
 		tick.Stop()
+		if s.ws != nil { // http.Server.Shutdown neither closes nor waits for WebSockets
+			if err := s.ws.Close(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
