@@ -122,6 +122,14 @@ func Decode(body []byte) ([]*Message, error) {
 	if len(body) == 0 {
 		return nil, ErrBadRequest("Empty request")
 	}
+	if msgs, ok := decodeFast(body); ok {
+		return msgs, nil
+	}
+	return decodeSlow(body)
+}
+
+// decodeSlow is Decode with encoding/json, for whatever decodeFast leaves.
+func decodeSlow(body []byte) ([]*Message, error) {
 	switch body[0] {
 	case '{':
 		if !json.Valid(body) {

@@ -1,7 +1,10 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -116,4 +119,61 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzDecodeFast checks that the fast decoder, whenever it accepts an
+// input, reads it exactly as encoding/json does.
+func FuzzDecodeFast(f *testing.F) {
+	for _, seed := range []string{
+		`[{"channel":"/meta/connect","clientId":"x","connectionType":"long-polling","advice":{"timeout":0,"interval":-5,"reconnect":"retry","x":[1,{"a":null}]}}]`,
+		`{"channel":"/a","data":{"x":[1,2.5e-3,"s\u00e9\n"]},"id":7,"ext":{"ack":true},"extra":[true,false,null]}`,
+		`[{"channel":"/meta/subscribe","subscription":["/a/*","/b/**"]},{"channel":"/meta/unsubscribe","subscription":"/a"}]`,
+		`[{"channel":"/meta/handshake","version":"1.0","minimumVersion":"0.9","supportedConnectionTypes":["long-polling","callback-polling"]}]`,
+		`[{"Channel":"/a"}]`, `[{"channel":"/a","channel":"/b"}]`, `[{"channel":"h\u00e9"}]`, `[{"id":1e3}]`, `[{"data":-0.0}]`,
+		"[{\"channel\":\"\xff\"}]", `[{"supportedConnectionTypes":null,"advice":null,"data":null,"ext":null}]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		body = bytes.TrimSpace(body)
+		fast, ok := decodeFast(body)
+		if !ok || len(body) == 0 {
+			return
+		}
+		slow, err := decodeSlow(body)
+		if err != nil {
+			t.Fatalf("fast decoder accepted %q, encoding/json refused it: %v", body, err)
+		}
+		if len(fast) != len(slow) {
+			t.Fatalf("%q: %d messages fast, %d slow", body, len(fast), len(slow))
+		}
+		for i := range fast {
+			a, b := *fast[i], *slow[i]
+			if !reflect.DeepEqual(normalize(a), normalize(b)) {
+				t.Fatalf("%q message %d:\nfast %+v\nslow %+v", body, i, a, b)
+			}
+		}
+	})
+}
+
+// normalize makes two decodings comparable: raw fields as strings, advice
+// by value.
+func normalize(m Message) map[string]any {
+	out := map[string]any{
+		"channel": m.Channel, "id": string(m.ID), "clientId": m.ClientID, "version": m.Version,
+		"minimumVersion": m.MinimumVersion, "types": fmt.Sprint(m.SupportedConnectionTypes), "typesNil": m.SupportedConnectionTypes == nil,
+		"connectionType": m.ConnectionType, "subNames": fmt.Sprint(m.Subscription.Names), "subRaw": string(m.Subscription.Raw),
+		"data": string(m.Data), "ext": string(m.Ext), "invalid": fmt.Sprint(m.Invalid),
+	}
+	if a := m.Advice; a != nil {
+		out["advice"] = fmt.Sprintf("%q %v %v", a.Reconnect, deref(a.Interval), deref(a.Timeout))
+	}
+	return out
+}
+
+func deref(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
