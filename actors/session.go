@@ -80,7 +80,7 @@ type session struct {
 	hub    *Hub
 	ref    *sessionRef
 	client *Client
-	log    zerolog.Logger
+	log    *zerolog.Logger // see logger
 
 	subs  []*subscription
 	queue [][]byte // encoded messages waiting for a connect
@@ -110,10 +110,19 @@ type session struct {
 	stopAdvice     *protocol.Advice // advice for the held connect when stopping
 }
 
+// logger returns the session's logger, made on first use: most sessions
+// never log, and a logger with context costs memory per session.
+func (s *session) logger() *zerolog.Logger {
+	if s.log == nil {
+		l := s.hub.opts.Logger.With().Str("client", s.ref.id).Logger()
+		s.log = &l
+	}
+	return s.log
+}
+
 func newSession(h *Hub, ref *sessionRef, c *Client) *session {
 	return &session{
 		hub: h, ref: ref, client: c,
-		log: h.opts.Logger.With().Str("client", ref.id).Logger(),
 	}
 }
 
@@ -169,7 +178,7 @@ func (s *session) Receive(ctx actor.Context) {
 	case expire:
 		idle := s.ref.idleSince.Load()
 		if s.held == nil && s.cur == nil && idle != 0 && time.Since(time.Unix(0, idle)) > s.hub.opts.ConnectTimeout {
-			s.log.Info().Msg("client timed out: no /meta/connect outstanding")
+			s.logger().Info().Msg("client timed out: no /meta/connect outstanding")
 			s.stopAdvice = protocol.ErrUnknownClient(s.ref.id).Advice
 			ctx.Stop(ctx.Self())
 		}
@@ -280,7 +289,7 @@ func (s *session) handle(ctx actor.Context, j *job, m *protocol.Message) {
 		s.reply(j, r)
 		j.disconnected = true
 		s.stopAdvice = &protocol.Advice{Reconnect: protocol.ReconnectNone}
-		s.log.Debug().Msg("client disconnected")
+		s.logger().Debug().Msg("client disconnected")
 	case protocol.MetaHandshake:
 		s.fail(j, m, protocol.ErrBadRequest("Handshake must not carry a clientId"))
 	default:
@@ -323,7 +332,7 @@ func (s *session) push(ctx actor.Context, p *Push) {
 	if !s.client.Local {
 		wire, err := pushWire(p)
 		if err != nil {
-			s.log.Warn().Err(err).Msg("client push")
+			s.logger().Warn().Err(err).Msg("client push")
 			return
 		}
 		s.enqueue(ctx, wire)
@@ -331,7 +340,7 @@ func (s *session) push(ctx actor.Context, p *Push) {
 	}
 	m, err := pushMessage(p)
 	if err != nil {
-		s.log.Warn().Err(err).Msg("client push")
+		s.logger().Warn().Err(err).Msg("client push")
 		return
 	}
 	for _, sub := range s.subs {
@@ -340,7 +349,7 @@ func (s *session) push(ctx actor.Context, p *Push) {
 			return
 		}
 	}
-	s.log.Debug().Str("channel", p.Channel).Msg("client push to a local client with no matching subscription dropped")
+	s.logger().Debug().Str("channel", p.Channel).Msg("client push to a local client with no matching subscription dropped")
 }
 
 // toSink hands a message to a local subscription's callback or actor.
@@ -356,7 +365,7 @@ func (s *session) toSink(ctx actor.Context, k sink, m *Message) {
 func (s *session) callSink(fn func(*Message), m *Message) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error().Interface("panic", r).Str("channel", m.Channel).Bytes("stack", debug.Stack()).
+			s.logger().Error().Interface("panic", r).Str("channel", m.Channel).Bytes("stack", debug.Stack()).
 				Msg("local subscriber callback panicked")
 		}
 	}()
@@ -590,7 +599,7 @@ func (s *session) stopping(ctx actor.Context) {
 		s.send(j, nil, false)
 	}
 	if n := len(s.queue) + len(s.unacked); n > 0 && !s.client.Local {
-		s.log.Info().Int("undelivered", n).Msg("session ended with undelivered messages")
+		s.logger().Info().Int("undelivered", n).Msg("session ended with undelivered messages")
 	}
 	s.hub.stats.queued.Add(-int64(len(s.queue)))
 	s.queue = nil

@@ -243,7 +243,7 @@ func (s *session) overflow(ctx actor.Context) bool {
 	if !s.overflowed {
 		s.overflowed = true
 		h.stats.overflows.Add(1)
-		s.log.Warn().Int("max_queue", h.opts.MaxQueue).Str("policy", string(h.opts.QueuePolicy)).
+		s.logger().Warn().Int("max_queue", h.opts.MaxQueue).Str("policy", string(h.opts.QueuePolicy)).
 			Msg("client is not reading: session queue full")
 	}
 	if h.opts.QueuePolicy == QueueDisconnect {

@@ -7,9 +7,10 @@ import (
 )
 
 // decodeFast parses the usual shape of a Bayeux request (an array of
-// objects, or one object, with the Bayeux fields) without reflection, about
-// ten times faster than encoding/json. Raw fields (id, data, ext,
-// subscription) share body's memory. It gives up (ok false) on anything it
+// objects, or one object, with the Bayeux fields) without reflection,
+// several times faster than encoding/json. Raw fields (id, data, ext,
+// subscription) are copied, as encoding/json does, so that a held request
+// does not keep its whole body alive. It gives up (ok false) on anything it
 // would not decode exactly as encoding/json does: escaped or invalid UTF-8
 // strings, duplicate or case-folded keys, unexpected types, numbers that are
 // not plain integers in advice, very deep nesting. Decode then takes the
@@ -153,7 +154,7 @@ func (s *scanner) message() (*Message, bool) {
 			if !s.skip(0) {
 				return false
 			}
-			m.ID = json.RawMessage(s.b[start:s.i])
+			m.ID = json.RawMessage(bytes.Clone(s.b[start:s.i]))
 			return true
 		case fData:
 			return s.rawInto(&m.Data)
@@ -173,14 +174,14 @@ func (s *scanner) message() (*Message, bool) {
 				if !s.stringInto(&one) {
 					return false
 				}
-				m.Subscription = Subscription{Names: []string{one}, Raw: json.RawMessage(s.b[start:s.i])}
+				m.Subscription = Subscription{Names: []string{one}, Raw: json.RawMessage(bytes.Clone(s.b[start:s.i]))}
 				return true
 			}
 			names, ok := s.stringArray()
 			if !ok || names == nil {
 				return false
 			}
-			m.Subscription = Subscription{Names: names, Raw: json.RawMessage(s.b[start:s.i])}
+			m.Subscription = Subscription{Names: names, Raw: json.RawMessage(bytes.Clone(s.b[start:s.i]))}
 			return true
 		case fAdvice:
 			if s.literal("null") {
@@ -274,7 +275,7 @@ func (s *scanner) rawInto(dst *json.RawMessage) bool {
 	if !s.skip(0) {
 		return false
 	}
-	*dst = json.RawMessage(s.b[start:s.i])
+	*dst = json.RawMessage(bytes.Clone(s.b[start:s.i]))
 	return true
 }
 
