@@ -1,14 +1,22 @@
 package actors
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"slices"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
 
 // channelActor holds the subscribers of one channel name or wildcard
-// pattern and fans each message routed to it out to them. It watches its
-// subscribers, so a session that ends for any reason leaves it without an
-// explicit unsubscribe.
+// pattern. It is the only writer of the list; after each change it
+// publishes a fresh copy in its registry entry, which publishers read to
+// route (see Hub.route). It watches its subscribers, so a session that ends
+// for any reason leaves it without an explicit unsubscribe. Its acks are
+// sent after the new list is published: a subscribe is in effect for every
+// publish that starts after the ack.
 type channelActor struct {
 	hub     *Hub
 	pattern string
+	entry   *channelEntry
 	subs    []*actor.PID
 	index   map[string]int // subscriber PID id -> position in subs
 	adds    uint64         // subscribes received, echoed in channelIdle
@@ -16,23 +24,14 @@ type channelActor struct {
 
 func (c *channelActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
-	case *Message:
-		if len(c.subs) == 0 {
-			return
-		}
-		d := &delivery{msg: msg, via: c.pattern}
-		for _, s := range c.subs {
-			ctx.Send(s, d)
-		}
 	case *actor.Started:
 		c.index = make(map[string]int)
-	case *barrier:
-		msg.wg.Done()
 	case *addSubscriber:
 		c.adds++
 		if _, ok := c.index[msg.session.Id]; !ok {
 			c.index[msg.session.Id] = len(c.subs)
 			c.subs = append(c.subs, msg.session)
+			c.publish()
 			ctx.Watch(msg.session)
 		}
 		ctx.Send(msg.session, &subscribed{pattern: c.pattern, channel: ctx.Self()})
@@ -46,7 +45,16 @@ func (c *channelActor) Receive(ctx actor.Context) {
 		if c.remove(msg.Who) {
 			c.idleCheck(ctx)
 		}
+	case *actor.Stopping:
+		c.entry.subs.Store(nil)
 	}
+}
+
+// publish makes the current subscriber list the one publishers route to.
+// The stored slice is never written again.
+func (c *channelActor) publish() {
+	list := slices.Clone(c.subs)
+	c.entry.subs.Store(&list)
 }
 
 // remove drops a subscriber, keeping subs dense.
@@ -63,6 +71,7 @@ func (c *channelActor) remove(pid *actor.PID) bool {
 	c.subs[last] = nil
 	c.subs = c.subs[:last]
 	delete(c.index, pid.Id)
+	c.publish()
 	return true
 }
 

@@ -32,7 +32,7 @@ type Hub struct {
 	sessions sync.Map // client id -> *sessionRef
 
 	chanMu   sync.RWMutex
-	channels map[string]*actor.PID // pattern -> channel actor; written by the hub actor only
+	channels map[string]*channelEntry // pattern -> channel; written by the hub actor only
 
 	draining atomic.Bool
 	closed   atomic.Bool
@@ -94,7 +94,7 @@ func Start(system *actor.ActorSystem, opts Options) (*Hub, error) {
 		log:         opts.Logger.With().Str("component", "hub").Logger(),
 		system:      system,
 		root:        system.Root,
-		channels:    make(map[string]*actor.PID),
+		channels:    make(map[string]*channelEntry),
 		perIP:       make(map[string]int),
 		browserHeld: make(map[string]int),
 		start:       time.Now(),
@@ -164,13 +164,9 @@ func (h *Hub) Drain(ctx context.Context) error {
 	h.publishGate.Lock()
 	//lint:ignore SA2001 the empty critical section is a barrier
 	h.publishGate.Unlock()
-	done := make(chan struct{})
-	h.root.Send(h.pid, &drainChannels{done: done})
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("bayeuxhub: drain: %w", ctx.Err())
-	}
+	// Every accepted publish has now been sent to its subscribers' sessions
+	// (routing sends from the publisher's goroutine), so the drain message
+	// reaches each session behind them.
 	drainedAll := make(chan struct{})
 	h.root.Send(h.supervisor, drain{done: drainedAll})
 	select {
@@ -240,17 +236,23 @@ func (h *Hub) decide(kind string) actor.DeciderFunc {
 	}
 }
 
-// lookupChannel returns the channel actor registered for pattern, or nil.
-func (h *Hub) lookupChannel(pattern []byte) *actor.PID {
-	h.chanMu.RLock()
-	pid := h.channels[string(pattern)]
-	h.chanMu.RUnlock()
-	return pid
+// channelEntry is a channel in the registry: its actor, and the
+// subscriber list the actor publishes for routing. The actor replaces the
+// list whole on every change (copy on write), so a publisher reads it
+// without locks or messages.
+type channelEntry struct {
+	pid  *actor.PID
+	subs atomic.Pointer[[]*actor.PID]
 }
 
-// route sends m to every channel actor whose name or pattern matches its
-// channel. It is called on the publisher's goroutine, so that one
-// publisher's messages reach each channel actor in order.
+// route delivers m to every session subscribed to its channel through a
+// name or a pattern: a publish to /a/b/c consults only the channels
+// /a/b/c, /a/b/*, /a/b/**, /a/** and /**, never a list of all clients. It
+// runs on the publisher's own goroutine (its session actor, or the caller
+// of LocalClient.Publish) and sends each subscriber's copy from there, so
+// every subscriber gets one publisher's messages in the order they were
+// published, whatever channels they went to; a session subscribed through
+// several matching patterns is sent one copy.
 func (h *Hub) route(sender actor.SenderContext, m *Message) {
 	h.stats.published.Add(1)
 	h.routeLocal(sender, m)
@@ -258,13 +260,37 @@ func (h *Hub) route(sender actor.SenderContext, m *Message) {
 	h.emit(Event{Type: EventPublish, ClientID: m.ClientID, Channel: m.Channel, Data: m.Data, ID: m.ID, Ext: m.Ext})
 }
 
-// routeLocal sends m to this node's channel actors that match its channel.
+// routeLocal delivers m to this node's subscribers.
 func (h *Hub) routeLocal(sender actor.SenderContext, m *Message) {
+	var stack [8][]*actor.PID
+	lists := stack[:0]
+	h.chanMu.RLock()
 	protocol.Patterns(m.Channel, func(p []byte) {
-		if pid := h.lookupChannel(p); pid != nil {
-			sender.Send(pid, m)
+		if e := h.channels[string(p)]; e != nil {
+			if subs := e.subs.Load(); subs != nil && len(*subs) > 0 {
+				lists = append(lists, *subs)
+			}
 		}
 	})
+	h.chanMu.RUnlock()
+	switch len(lists) {
+	case 0:
+		return
+	case 1:
+		for _, pid := range lists[0] {
+			sender.Send(pid, m)
+		}
+		return
+	}
+	seen := make(map[string]struct{}, len(lists[0]))
+	for _, list := range lists {
+		for _, pid := range list {
+			if _, dup := seen[pid.Id]; !dup {
+				seen[pid.Id] = struct{}{}
+				sender.Send(pid, m)
+			}
+		}
+	}
 }
 
 // emit reports an event to the user's callback and, as an Event value, on
@@ -298,9 +324,6 @@ func (h *Hub) lookupSession(id string) *sessionRef {
 
 type startSupervisor struct{ ready chan *actor.PID }
 
-// drainChannels asks the hub actor to pass a barrier through every channel.
-type drainChannels struct{ done chan struct{} }
-
 func errTooManyChannels(pattern string) *protocol.Error {
 	return protocol.ErrDenied(pattern, "Too many channels")
 }
@@ -328,45 +351,36 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		msg.ready <- pid
 	case *subscribeReq:
 		h.chanMu.RLock()
-		pid := h.channels[msg.pattern]
+		e := h.channels[msg.pattern]
 		h.chanMu.RUnlock()
-		if pid == nil && h.opts.MaxChannels > 0 && int(h.stats.channels.Load()) >= h.opts.MaxChannels {
+		if e == nil && h.opts.MaxChannels > 0 && int(h.stats.channels.Load()) >= h.opts.MaxChannels {
 			ctx.Send(msg.session, &subscribeFailed{pattern: msg.pattern, err: errTooManyChannels(msg.pattern)})
 			return
 		}
-		if pid == nil {
+		if e == nil {
+			e = &channelEntry{}
 			pattern := msg.pattern
-			pid = ctx.SpawnPrefix(actor.PropsFromProducer(func() actor.Actor {
-				return &channelActor{hub: h, pattern: pattern}
+			e.pid = ctx.SpawnPrefix(actor.PropsFromProducer(func() actor.Actor {
+				return &channelActor{hub: h, pattern: pattern, entry: e}
 			}), "channel")
 			h.chanMu.Lock()
-			h.channels[pattern] = pid
+			h.channels[pattern] = e
 			h.chanMu.Unlock()
-			a.names[pid.Id] = pattern
+			a.names[e.pid.Id] = pattern
 			h.stats.channels.Add(1)
 			h.brokerSubscription(pattern, true)
 		}
 		a.adds[msg.pattern]++
-		ctx.Send(pid, &addSubscriber{session: msg.session})
-	case *drainChannels:
-		// A barrier: each channel actor answers after the publishes already
-		// in its mailbox, so when all have answered, every accepted publish
-		// is in its subscribers' mailboxes.
-		var wg sync.WaitGroup
-		for _, pid := range a.channelPIDs() {
-			wg.Add(1)
-			ctx.Send(pid, &barrier{wg: &wg})
-		}
-		go func() { wg.Wait(); close(msg.done) }()
+		ctx.Send(e.pid, &addSubscriber{session: msg.session})
 	case *channelIdle:
 		h.chanMu.RLock()
-		pid := h.channels[msg.pattern]
+		e := h.channels[msg.pattern]
 		h.chanMu.RUnlock()
-		if pid == nil || !pid.Equal(msg.pid) || a.adds[msg.pattern] != msg.adds {
+		if e == nil || !e.pid.Equal(msg.pid) || a.adds[msg.pattern] != msg.adds {
 			return // a subscribe is on its way to it
 		}
-		a.forget(msg.pattern, pid)
-		ctx.Poison(pid) // behind any barrier already sent to it
+		a.forget(msg.pattern, e.pid)
+		ctx.Stop(e.pid)
 	case *actor.Terminated:
 		// A channel actor stopped: after channelIdle this is a no-op; after a
 		// failure it forgets the channel so the next subscribe makes a new one.
@@ -378,23 +392,12 @@ func (a *hubActor) Receive(ctx actor.Context) {
 	}
 }
 
-func (a *hubActor) channelPIDs() []*actor.PID {
-	h := a.hub
-	h.chanMu.RLock()
-	defer h.chanMu.RUnlock()
-	pids := make([]*actor.PID, 0, len(h.channels))
-	for _, pid := range h.channels {
-		pids = append(pids, pid)
-	}
-	return pids
-}
-
 // forget removes a channel actor from the registry.
 func (a *hubActor) forget(pattern string, pid *actor.PID) {
 	h := a.hub
 	h.chanMu.Lock()
 	removed := false
-	if cur := h.channels[pattern]; cur != nil && cur.Equal(pid) {
+	if cur := h.channels[pattern]; cur != nil && cur.pid.Equal(pid) {
 		delete(h.channels, pattern)
 		h.stats.channels.Add(-1)
 		removed = true

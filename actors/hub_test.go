@@ -114,7 +114,7 @@ func TestSessionPanicIsIsolated(t *testing.T) {
 	waitFor(t, "both connects held", func() bool { return held(h, victim) && held(h, other) })
 
 	// A delivery with no message makes the victim's session actor panic.
-	h.root.Send(h.lookupSession(victim).pid, &delivery{via: "/p"})
+	h.root.Send(h.lookupSession(victim).pid, (*Message)(nil))
 
 	select {
 	case r := <-victimConnect:

@@ -31,7 +31,7 @@ type LocalClient struct {
 // fresh random one when id is empty.
 func (h *Hub) NewLocalClient(id string) (*LocalClient, error) {
 	if id == "" {
-		id = newClientID()
+		id = h.newClientID()
 	}
 	if h.lookupSession(id) != nil {
 		return nil, fmt.Errorf("new local client %q: %w", id, ErrClientExists)

@@ -89,9 +89,6 @@ type subscribeFailed struct {
 	err     *protocol.Error
 }
 
-// barrier is answered by a channel actor when it reaches it in its mailbox.
-type barrier struct{ wg *sync.WaitGroup }
-
 // removeSubscriber asks a channel actor to drop a session.
 type removeSubscriber struct{ session *actor.PID }
 
@@ -105,14 +102,6 @@ type channelIdle struct {
 	pattern string
 	pid     *actor.PID
 	adds    uint64
-}
-
-// delivery carries a published message from a channel actor to its
-// subscribers; via names the subscription it matched. One delivery value is
-// shared by all the channel's subscribers.
-type delivery struct {
-	msg *Message
-	via string
 }
 
 // ---- session self-messages and supervisor ----

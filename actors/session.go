@@ -128,7 +128,7 @@ func newSession(h *Hub, ref *sessionRef, c *Client) *session {
 
 func (s *session) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
-	case *delivery:
+	case *Message:
 		s.deliver(ctx, msg)
 	case flushNow:
 		s.flushScheduled = false
@@ -163,6 +163,7 @@ func (s *session) Receive(ctx actor.Context) {
 		}
 	case pollTimeout:
 		if s.held != nil && msg.gen == s.heldGen {
+			s.pushQueue() // a pushing transport takes the queue first, in order
 			s.answerHeld(true)
 		}
 	case *localSubscribe:
@@ -185,6 +186,7 @@ func (s *session) Receive(ctx actor.Context) {
 	case drain:
 		s.draining = true
 		if s.held != nil {
+			s.pushQueue()
 			s.answerHeld(true)
 		}
 		ctx.Send(ctx.Parent(), &drained{pid: ctx.Self()})
@@ -297,22 +299,17 @@ func (s *session) handle(ctx actor.Context, j *job, m *protocol.Message) {
 	}
 }
 
-// deliver accepts a message from a channel actor if it came through the
-// session's oldest subscription that matches its channel.
-func (s *session) deliver(ctx actor.Context, d *delivery) {
+// deliver takes a published message routed to this session. It goes to
+// the client, or, for a local client, to the sink of the oldest
+// subscription that matches its channel. A message that no subscription
+// matches any more (it was routed just before an unsubscribe took effect)
+// is dropped.
+func (s *session) deliver(ctx actor.Context, m *Message) {
 	var sub *subscription
-	if len(s.subs) == 1 {
-		if s.subs[0].pattern == d.via && s.subs[0].state != subPending {
-			sub = s.subs[0]
-		}
-	} else {
-		for _, c := range s.subs {
-			if c.state != subPending && protocol.Match(c.pattern, d.msg.Channel) {
-				if c.pattern == d.via {
-					sub = c
-				}
-				break
-			}
+	for _, c := range s.subs {
+		if protocol.Match(c.pattern, m.Channel) {
+			sub = c
+			break
 		}
 	}
 	if sub == nil {
@@ -320,10 +317,10 @@ func (s *session) deliver(ctx actor.Context, d *delivery) {
 	}
 	s.hub.stats.delivered.Add(1)
 	if !s.client.Local {
-		s.enqueue(ctx, d.msg.wireJSON())
+		s.enqueue(ctx, m.wireJSON())
 		return
 	}
-	s.toSink(ctx, sub.sink, d.msg)
+	s.toSink(ctx, sub.sink, m)
 }
 
 // push delivers a Push to this client only.

@@ -66,9 +66,7 @@ func (s *session) finish(ctx actor.Context, j *job) {
 	if s.held != nil { // one held connect per client: the older one returns, empty
 		s.answerHeld(false)
 	}
-	if s.pusher != nil && len(s.queue) > 0 && s.pusher(s.queue) {
-		s.takeQueue() // a pushing transport sends deliveries on their own
-	}
+	s.pushQueue() // a pushing transport sends deliveries on their own
 	if first || len(s.queue) > 0 || len(s.unacked) > 0 || s.draining || j.connTimeout <= 0 {
 		j.connect.Successful = true
 		s.send(j, s.takeQueue(), true)
@@ -97,6 +95,14 @@ func (s *session) finish(ctx actor.Context, j *job) {
 	s.ref.idleSince.Store(0)
 }
 
+// pushQueue hands the queue to the pushing transport, if there is one and
+// it takes it.
+func (s *session) pushQueue() {
+	if s.pusher != nil && len(s.queue) > 0 && s.pusher(s.queue) {
+		s.takeQueue()
+	}
+}
+
 // flush sends what is queued: through the push transport when there is
 // one, else in the held connect.
 func (s *session) flush() {
@@ -104,9 +110,7 @@ func (s *session) flush() {
 		return
 	}
 	if s.pusher != nil {
-		if s.pusher(s.queue) {
-			s.takeQueue()
-		}
+		s.pushQueue()
 		return
 	}
 	if s.held != nil {

@@ -3,8 +3,15 @@
  *
  * Plain JavaScript, no dependencies, no build step. Works in any browser with
  * fetch and Promise. It defines the global `BayeuxHub` (or module.exports under
- * CommonJS) with one class, `BayeuxHub.Client`, which speaks the long-polling
- * transport of Bayeux 1.0: JSON arrays of messages POSTed as application/json.
+ * CommonJS) with one class, `BayeuxHub.Client`, which speaks two transports
+ * of Bayeux 1.0: `websocket` (JSON arrays of messages in text frames, on the
+ * same URL with ws: or wss:) and `long-polling` (JSON arrays POSTed as
+ * application/json). The handshake goes over HTTP; when the server offers
+ * `websocket` (and the browser has WebSocket) the client opens a socket and
+ * uses it from then on, else, or when the upgrade fails, it long-polls. A
+ * socket that closes is opened again; if that fails the client continues
+ * over long-polling with the same clientId, and tries WebSocket again at its
+ * next handshake.
  *
  * API
  * ---
@@ -16,6 +23,7 @@
  *         maxBackoff: 10000,             // cap of the exponential backoff (ms)
  *         maxNetworkDelay: 10000,        // extra time (ms) a request may take before it is aborted
  *         connectTimeout: 30000,         // long-poll hold time (ms) until the server advises one
+ *         transports: ['websocket', 'long-polling'], // the transports to use, in order of preference
  *         debug: false                   // log traffic with console.debug
  *       }
  *
@@ -48,6 +56,8 @@
  *        'handshake' fn(reply)          every handshake reply
  *   client.state                         current state (see above); client.isConnected()
  *   client.clientId                      id given by the last successful handshake, or null
+ *   client.transport                     'websocket' or 'long-polling' once connected, else null
+ *        'transport' fn(name)           (an event) the transport changed
  *
  * Messages that carry an `id` get their reply matched by that id. A message
  * with `data` on a non-meta channel is a delivery and goes to the listeners; a
@@ -146,8 +156,10 @@
       maxBackoff: options.maxBackoff || 10000,
       maxNetworkDelay: options.maxNetworkDelay || 10000,
       connectTimeout: options.connectTimeout || 30000,
+      transports: (options.transports || ['websocket', 'long-polling']).slice(),
       debug: !!options.debug
     };
+    this.transport = null;
     this.state = 'disconnected';
     this.clientId = null;
     this.advice = {reconnect: 'retry', interval: 0, timeout: this.options.connectTimeout};
@@ -169,6 +181,9 @@
     this._generation = 0;       // bumped on every handshake, stale replies are ignored
     this._connectAbort = null;
     this._firstConnect = true;
+    this._ws = null;            // the open WebSocket, when the transport is websocket
+    this._wsConnectId = null;   // id of the /meta/connect outstanding on the socket
+    this._wsConnectTimer = null;
   }
 
   Client.STATES = STATES;
@@ -336,11 +351,15 @@
     for (var i = 0; i < messages.length; i++) {
       messages[i].clientId = clientId;
     }
-    return new Promise(function (resolve) {
+    var done = new Promise(function (resolve) {
       self._callbacks[message.id] = {resolve: resolve, reject: resolve, message: message};
       self._post(messages, {keepalive: true}).catch(function () {
         resolve({channel: '/meta/disconnect', successful: false, error: 'network failure'});
       });
+    });
+    return done.then(function (reply) {
+      self._closeWebSocket();
+      return reply;
     });
   };
 
@@ -591,6 +610,9 @@
     if (!outgoing.length) {
       return Promise.resolve([]);
     }
+    if (this._ws && !opts.http) {
+      return this._wsSend(outgoing);
+    }
     var controller = typeof AbortController !== 'undefined' ? new AbortController() : null;
     var isConnect = outgoing.length === 1 && outgoing[0].channel === '/meta/connect';
     var limit = this.options.maxNetworkDelay + (isConnect ? (Number(this.advice.timeout) || 0) : 0);
@@ -643,6 +665,216 @@
         self._failAll(outgoing, err && err.message ? err.message : 'network failure');
       }
       throw err;
+    });
+  };
+
+  // ---- internals: the websocket transport ---------------------------------
+
+  proto._wsURL = function () {
+    var base = typeof location !== 'undefined' ? location.href : undefined;
+    var u = new URL(this.url, base);
+    u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    return u.href;
+  };
+
+  proto._setTransport = function (name) {
+    if (this.transport !== name) {
+      this.transport = name;
+      this._debug('transport', name);
+      this._emit('transport', name);
+    }
+  };
+
+  // _wsSend writes messages as one frame. Replies and deliveries come in
+  // through _wsMessage, so the Promise resolves at once.
+  proto._wsSend = function (outgoing) {
+    var self = this;
+    var ws = this._ws;
+    for (var i = 0; i < outgoing.length; i++) {
+      var m = outgoing[i];
+      if (m.id !== undefined && this._callbacks[m.id]) {
+        this._callbacks[m.id].ws = ws;
+      }
+      if (m.channel === '/meta/connect') {
+        // A connect is held up to the advised timeout; a socket that does
+        // not answer it in time is dead.
+        this._wsConnectId = m.id;
+        var limit = this.options.maxNetworkDelay + (m.advice && m.advice.timeout === 0 ? 0 : (Number(this.advice.timeout) || 0));
+        clearTimeout(this._wsConnectTimer);
+        this._wsConnectTimer = setTimeout(function () {
+          if (self._ws === ws) {
+            self._debug('!! no /meta/connect reply on the socket');
+            ws.close();
+          }
+        }, limit);
+      }
+    }
+    this._debug('>>', outgoing);
+    try {
+      ws.send(JSON.stringify(outgoing));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return Promise.resolve([]);
+  };
+
+  // _openWebSocket opens a socket to the server; callback(ok) tells whether
+  // it opened (then it is the transport).
+  proto._openWebSocket = function (callback) {
+    var self = this;
+    var settled = false;
+    var ws;
+    try {
+      ws = new WebSocket(this._wsURL());
+    } catch (e) {
+      callback(false);
+      return;
+    }
+    var timer = setTimeout(function () {
+      if (!settled) {
+        settled = true;
+        ws.onopen = ws.onclose = ws.onerror = ws.onmessage = null;
+        try {
+          ws.close();
+        } catch (e) { /* already closed */ }
+        callback(false);
+      }
+    }, this.options.maxNetworkDelay);
+    ws.onopen = function () {
+      if (settled) {
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      if (!self._active) {
+        ws.close();
+        callback(false);
+        return;
+      }
+      self._ws = ws;
+      self._setTransport('websocket');
+      callback(true);
+    };
+    ws.onerror = function () { /* onclose follows */ };
+    ws.onclose = function (event) {
+      clearTimeout(timer);
+      if (!settled) {
+        settled = true;
+        self._debug('!! websocket upgrade failed', event && event.code);
+        callback(false);
+        return;
+      }
+      self._wsClosed(ws, event);
+    };
+    ws.onmessage = function (event) {
+      self._wsMessage(ws, event.data);
+    };
+  };
+
+  proto._wsMessage = function (ws, data) {
+    if (ws !== this._ws) {
+      return;
+    }
+    var replies;
+    try {
+      replies = JSON.parse(data);
+    } catch (e) {
+      this._logError(new Error('websocket frame is not JSON'));
+      return;
+    }
+    if (!Array.isArray(replies)) {
+      replies = [replies];
+    }
+    var fresh = [];
+    for (var i = 0; i < replies.length; i++) {
+      var m = replies[i];
+      // A reply to a connect abandoned by a re-handshake is stale.
+      if (m && m.channel === '/meta/connect' && m.id !== undefined && m.id !== this._wsConnectId) {
+        continue;
+      }
+      fresh.push(m);
+    }
+    this._debug('<<', fresh);
+    this._receive(fresh, []);
+  };
+
+  // _wsClosed handles a socket that closed after it opened: requests sent on
+  // it fail, and the client opens a new one, or long-polls if it cannot.
+  proto._wsClosed = function (ws, event) {
+    var self = this;
+    if (ws !== this._ws) {
+      return;
+    }
+    this._debug('!! websocket closed', event && event.code);
+    this._ws = null;
+    this._wsConnectId = null;
+    clearTimeout(this._wsConnectTimer);
+    for (var id in this._callbacks) {
+      if (Object.prototype.hasOwnProperty.call(this._callbacks, id) && this._callbacks[id].ws === ws) {
+        var cb = this._callbacks[id];
+        if (cb.connect) {
+          delete this._callbacks[id];
+        } else if (!cb.handshake) {
+          this._failMessage(cb.message, 'connection closed');
+        }
+      }
+    }
+    if (!this._active) {
+      return;
+    }
+    this._connecting = false;
+    if (this.state === 'connected') {
+      this._setState('reconnecting');
+    }
+    var generation = this._generation;
+    this._schedule(function () {
+      self._openWebSocket(function (ok) {
+        if (generation !== self._generation || !self._active) {
+          return;
+        }
+        if (!ok) {
+          self._setTransport('long-polling'); // the same clientId, over HTTP
+        }
+        self._startConnect(0);
+      });
+    }, this._nextBackoff());
+  };
+
+  proto._closeWebSocket = function () {
+    var ws = this._ws;
+    this._ws = null;
+    this._wsConnectId = null;
+    clearTimeout(this._wsConnectTimer);
+    if (ws) {
+      try {
+        ws.close(1000);
+      } catch (e) { /* already closed */ }
+    }
+  };
+
+  // _chooseTransport picks the transport after a successful handshake:
+  // websocket when both sides have it and the socket opens, else
+  // long-polling. done() runs once the choice is made.
+  proto._chooseTransport = function (offered, done) {
+    var self = this;
+    var generation = this._generation;
+    var want = this.options.transports.indexOf('websocket') >= 0 &&
+      (offered || []).indexOf('websocket') >= 0 && typeof WebSocket === 'function';
+    if (this._ws || !want) {
+      if (!this._ws) {
+        this._setTransport('long-polling');
+      }
+      done();
+      return;
+    }
+    this._openWebSocket(function (ok) {
+      if (generation !== self._generation) {
+        return;
+      }
+      if (!ok) {
+        self._setTransport('long-polling');
+      }
+      done();
     });
   };
 
@@ -795,12 +1027,12 @@
       channel: '/meta/handshake',
       version: '1.0',
       minimumVersion: '1.0',
-      supportedConnectionTypes: ['long-polling'],
+      supportedConnectionTypes: this._types(),
       advice: {timeout: this.options.connectTimeout, interval: 0},
       id: this._newId()
     };
     this._callbacks[message.id] = {message: message, handshake: true};
-    this._post([message], {}).catch(function () {
+    this._post([message], {http: true}).catch(function () {
       delete self._callbacks[message.id];
       if (!self._active || self._handshaken) {
         return;
@@ -810,10 +1042,23 @@
     });
   };
 
+  // _types lists the connection types offered at handshake.
+  proto._types = function () {
+    var out = [];
+    for (var i = 0; i < this.options.transports.length; i++) {
+      var t = this.options.transports[i];
+      if (t === 'long-polling' || (t === 'websocket' && typeof WebSocket === 'function')) {
+        out.push(t);
+      }
+    }
+    return out.length ? out : ['long-polling'];
+  };
+
   proto._rehandshake = function () {
     if (!this._active) {
       return;
     }
+    this._wsConnectId = null; // a reply to the held connect is stale now
     this._handshaken = false;
     this.clientId = null;
     for (var channel in this._channels) {
@@ -876,14 +1121,17 @@
           self._startConnect(0);
         }
       };
-      if (messages.length) {
-        for (var i = 0; i < messages.length; i++) {
-          messages[i].clientId = this.clientId;
+      var clientId = this.clientId;
+      this._chooseTransport(message.supportedConnectionTypes, function () {
+        if (messages.length) {
+          for (var i = 0; i < messages.length; i++) {
+            messages[i].clientId = clientId;
+          }
+          self._post(messages, {}).then(start, start);
+        } else {
+          start();
         }
-        this._post(messages, {}).then(start, start);
-      } else {
-        start();
-      }
+      });
       return;
     }
     // Unsuccessful handshake.
@@ -904,6 +1152,7 @@
   };
 
   proto._stop = function () {
+    this._closeWebSocket();
     this._active = false;
     this._handshaken = false;
     this._clearTimer();
@@ -926,7 +1175,7 @@
     var message = {
       channel: '/meta/connect',
       clientId: this.clientId,
-      connectionType: 'long-polling',
+      connectionType: this._ws ? 'websocket' : 'long-polling',
       id: this._newId()
     };
     if (this._firstConnect || this.state !== 'connected') {
@@ -960,6 +1209,7 @@
     }
     this._connecting = false;
     this._connectAbort = null;
+    clearTimeout(this._wsConnectTimer);
     mergeAdvice(this.advice, message.advice);
     if (!this._active) {
       return;

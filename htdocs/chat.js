@@ -19,7 +19,10 @@
   var statusEl = $('status');
   var composer = $('composer');
 
-  var client = new BayeuxHub.Client('/cometd');
+  // ?transport=long-polling (or websocket) limits the client to one
+  // transport; by default it uses WebSocket when it can.
+  var only = new URLSearchParams(window.location.search).get('transport');
+  var client = new BayeuxHub.Client('/cometd', only ? {transports: only.split(',')} : {});
   window.chatClient = client; // handy for debugging from the console
 
   // ---- name ------------------------------------------------------------------

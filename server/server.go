@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -20,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/bayeuxhub/bayeuxhub/actors"
+	"github.com/bayeuxhub/bayeuxhub/broker"
 	"github.com/bayeuxhub/bayeuxhub/htdocs"
 	"github.com/bayeuxhub/bayeuxhub/metrics"
 	"github.com/bayeuxhub/bayeuxhub/static"
@@ -77,6 +79,12 @@ type Config struct {
 	// Hub.ConnectionTypes is set); a request over a disabled one gets a
 	// Bayeux 400 error.
 	Transports []string
+	// NATS lists NATS server URLs; when set (and Hub.Broker is not), the
+	// hub joins the other hubs on them through a broker.NATS.
+	NATS []string
+	// NodeName names this node (Hub.NodeName): the prefix of its client
+	// ids and its NATS control subject. Empty keeps Hub.NodeName.
+	NodeName string
 }
 
 // Server is a running bayeuxhub.
@@ -93,6 +101,9 @@ type Server struct {
 	stopStats chan struct{}
 	statsDone chan struct{}
 	ws        *transport.WebSocket // nil when websocket is disabled
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // NewActorSystem returns an actor system whose own logs (protoactor-go
@@ -117,6 +128,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
 	}
+	if len(cfg.Transports) == 0 {
+		cfg.Transports = transport.DefaultTypes()
+	}
+	if err := transport.CheckTypes(cfg.Transports); err != nil {
+		return nil, fmt.Errorf("transports: %w", err)
+	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
 	}
@@ -133,11 +150,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Hub.Logger == nil {
 		cfg.Hub.Logger = &log
 	}
-	if len(cfg.Transports) == 0 {
-		cfg.Transports = transport.DefaultTypes()
+	if cfg.NodeName != "" {
+		cfg.Hub.NodeName = cfg.NodeName
 	}
-	if err := transport.CheckTypes(cfg.Transports); err != nil {
-		return nil, fmt.Errorf("transports: %w", err)
+	if len(cfg.NATS) > 0 && cfg.Hub.Broker == nil {
+		b, err := broker.NewNATS(broker.NATSOptions{URLs: cfg.NATS, Logger: &log})
+		if err != nil {
+			return nil, fmt.Errorf("NATS broker: %w", err)
+		}
+		cfg.Hub.Broker = b
 	}
 	if len(cfg.Hub.ConnectionTypes) == 0 {
 		cfg.Hub.ConnectionTypes = cfg.Transports
@@ -251,7 +272,13 @@ func (s *Server) URL() string {
 // ShutdownGrace to fetch what is still queued; then the HTTP server stops
 // (waiting for requests in progress) and the hub's actors stop (and the
 // actor system, when the server created it).
+// Calling it again returns the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	var errs []error
 	s.stopStatsLoop()
 	if err := s.hub.Drain(ctx); err != nil {

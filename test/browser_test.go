@@ -203,6 +203,7 @@ func TestBrowserChat(t *testing.T) {
 
 	var verdict string
 	var controlErr error
+	transports := map[string]int{} // "A websocket": times the script saw it
 	scanner := bufio.NewScanner(stdout)
 	scanner.Buffer(make([]byte, 64*1024), 1024*1024)
 	for scanner.Scan() {
@@ -229,6 +230,9 @@ func TestBrowserChat(t *testing.T) {
 			if strings.HasPrefix(line, "PASS:") || strings.HasPrefix(line, "FAIL:") {
 				verdict = line
 			}
+			if strings.HasPrefix(line, "TRANSPORT ") {
+				transports[strings.TrimPrefix(line, "TRANSPORT ")]++
+			}
 		}
 	}
 	stdin.Close()
@@ -244,6 +248,11 @@ func TestBrowserChat(t *testing.T) {
 	}
 	if waitErr != nil || !strings.HasPrefix(verdict, "PASS:") {
 		t.Fatalf("browser test failed (%v): %s", waitErr, verdict)
+	}
+	// Page A uses WebSocket (before and after the restart), page B
+	// (?transport=long-polling) long-polling.
+	if transports["A websocket"] != 2 || transports["B long-polling"] != 2 || len(transports) != 2 {
+		t.Errorf("transports reported by the pages: %v; want A on websocket and B on long-polling, twice each", transports)
 	}
 	for _, name := range []string{"chat.png", "status.png"} {
 		if st, err := os.Stat(filepath.Join(dir, "artifacts", name)); err != nil || st.Size() == 0 {

@@ -38,17 +38,7 @@ var corsHeaderName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 // OPTIONS 405); from a disallowed origin it goes without CORS headers, so
 // the browser keeps the response from the page.
 func CORS(allowedOrigins []string, next http.Handler) http.Handler {
-	anyOrigin := false
-	allowed := make(map[string]bool, len(allowedOrigins))
-	for _, o := range allowedOrigins {
-		if o == "*" {
-			anyOrigin = true
-			continue
-		}
-		if n, ok := normalizeOrigin(strings.TrimSuffix(o, "/")); ok {
-			allowed[n] = true
-		}
-	}
+	policy := newOriginPolicy(allowedOrigins)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin, present := r.Header["Origin"]
 		if !present {
@@ -61,9 +51,7 @@ func CORS(allowedOrigins []string, next http.Handler) http.Handler {
 		if len(origin) == 1 {
 			o = origin[0]
 		}
-		n, valid := normalizeOrigin(o)
-		same := valid && sameOrigin(n, r.Host)
-		ok := valid && (same || anyOrigin || allowed[n])
+		same, ok := policy.check(o, r.Host)
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			preflight(w, r, o, ok)
 			return
@@ -74,6 +62,62 @@ func CORS(allowedOrigins []string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// originPolicy is a compiled allowed-origins list, shared by CORS and the
+// WebSocket upgrade check.
+type originPolicy struct {
+	any     bool
+	allowed map[string]bool
+}
+
+func newOriginPolicy(allowedOrigins []string) *originPolicy {
+	p := &originPolicy{allowed: make(map[string]bool, len(allowedOrigins))}
+	for _, o := range allowedOrigins {
+		if o == "*" {
+			p.any = true
+			continue
+		}
+		if n, ok := normalizeOrigin(strings.TrimSuffix(o, "/")); ok {
+			p.allowed[n] = true
+		}
+	}
+	return p
+}
+
+// check reports whether origin (one Origin header value) names the
+// request's own host, and whether it is allowed: same-origin, listed, or
+// any valid origin under "*". The opaque origin "null" and malformed
+// values are never allowed.
+func (p *originPolicy) check(origin, host string) (same, ok bool) {
+	n, valid := normalizeOrigin(origin)
+	if !valid {
+		return false, false
+	}
+	same = sameOrigin(n, host)
+	return same, same || p.any || p.allowed[n]
+}
+
+// OriginChecker returns a function that reports whether a request may
+// proceed under the allowed-origins list that CORS takes (same syntax and
+// matching): a request without an Origin header (not from a browser page)
+// and a same-origin request always may; a request from another origin may
+// if it is listed or the list has "*"; "null", malformed or repeated
+// Origin headers never may. The WebSocket transport uses it to refuse
+// cross-site upgrades, which browsers do not guard with CORS.
+func OriginChecker(allowedOrigins []string) func(r *http.Request) bool {
+	policy := newOriginPolicy(allowedOrigins)
+	return func(r *http.Request) bool {
+		origin, present := r.Header["Origin"]
+		if !present {
+			return true
+		}
+		if len(origin) != 1 {
+			return false
+		}
+		_, ok := policy.check(origin[0], r.Host)
+		return ok
+	}
 }
 
 // preflight answers a CORS preflight request.

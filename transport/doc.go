@@ -5,4 +5,11 @@
 // The long-polling transport serves the spec's "long-polling" connection
 // type (JSON POST, form-encoded POST and GET with a "message" parameter)
 // and "callback-polling" (JSONP over GET).
+//
+// The WebSocket transport serves "websocket" on the same path: an upgrade
+// request to it (WebSocket.Wrap puts it in front of long-polling) becomes a
+// socket whose text frames carry Bayeux messages. It hands them to the hub
+// through Hub.Submit like long-polling does, so a client may switch between
+// the two with the same clientId; deliveries are pushed as soon as they are
+// queued, through a bounded write queue per connection.
 package transport

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -28,14 +30,21 @@ type Options struct {
 	MaxBody int64
 	// Logger receives the transport's logs; nil means none.
 	Logger *zerolog.Logger
+	// Types lists the connection types this handler serves: long-polling
+	// (JSON or form requests) and callback-polling (JSONP); other names,
+	// such as websocket, are ignored. Nil serves both. A request of a type
+	// not served gets HTTP 400 with a Bayeux 400 error.
+	Types []string
 }
 
 // LongPolling is the HTTP long-polling and callback-polling transport. It
 // is an http.Handler.
 type LongPolling struct {
-	hub     *actors.Hub
-	maxBody int64
-	log     zerolog.Logger
+	hub          *actors.Hub
+	maxBody      int64
+	log          zerolog.Logger
+	longPolling  bool
+	callbackPoll bool
 }
 
 // NewLongPolling returns the long-polling transport for hub.
@@ -47,7 +56,10 @@ func NewLongPolling(hub *actors.Hub, opts Options) *LongPolling {
 	if opts.Logger != nil {
 		log = opts.Logger.With().Str("component", "long-polling").Logger()
 	}
-	return &LongPolling{hub: hub, maxBody: opts.MaxBody, log: log}
+	t := &LongPolling{hub: hub, maxBody: opts.MaxBody, log: log}
+	t.longPolling = opts.Types == nil || slices.Contains(opts.Types, protocol.LongPolling)
+	t.callbackPoll = opts.Types == nil || slices.Contains(opts.Types, protocol.CallbackPolling)
+	return t
 }
 
 // Register mounts t on r at path (for example "/cometd") and at every path
@@ -84,6 +96,16 @@ func (t *LongPolling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, err)
 		return
 	}
+	if jsonp == "" && !t.longPolling || jsonp != "" && !t.callbackPoll {
+		kind := protocol.LongPolling
+		if jsonp != "" {
+			kind = protocol.CallbackPolling
+		}
+		t.log.Debug().Str("remote", r.RemoteAddr).Str("type", kind).Msg("request for a disabled transport")
+		writeError(w, http.StatusBadRequest,
+			&protocol.Error{Code: protocol.CodeBadRequest, Args: []string{kind}, Message: "Transport disabled"})
+		return
+	}
 	browser := browserID(w, r, msgs)
 	parts := t.hub.HandleRemote(r.Context(), actors.RemoteRequest{Messages: msgs, RemoteAddr: r.RemoteAddr, BrowserID: browser})
 	if parts == nil {
@@ -100,6 +122,8 @@ func (t *LongPolling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if jsonp != "" {
 		body = append(body, ");"...)
 	}
+	// A known length spares chunked encoding: one write for the response.
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	if _, err := w.Write(body); err != nil {
 		t.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("write response")
 	}
@@ -255,6 +279,12 @@ func writeError(w http.ResponseWriter, status int, err error) {
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	body := append([]byte(`[{"successful":false,"error":`), protocol.AppendString(nil, pe.Error())...)
-	_, _ = w.Write(append(body, "}]"...))
+	_, _ = w.Write(appendArray(nil, [][]byte{errorMessage(pe)}))
+}
+
+// errorMessage encodes the one-message Bayeux error sent for a request or
+// frame that could not be read at all.
+func errorMessage(pe *protocol.Error) []byte {
+	body := append([]byte(`{"successful":false,"error":`), protocol.AppendString(nil, pe.Error())...)
+	return append(body, '}')
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/bayeuxhub/bayeuxhub/actors"
+	"github.com/bayeuxhub/bayeuxhub/broker"
 	"github.com/bayeuxhub/bayeuxhub/server"
 	"github.com/bayeuxhub/bayeuxhub/static"
 	"github.com/bayeuxhub/bayeuxhub/transport"
@@ -68,6 +69,9 @@ func (s seconds) Set(v string) error {
 type options struct {
 	port, bind, alias, logFile, documentRoot, directoryIndex, typeExpires string
 	queuePolicy, allowedOrigins, pprofAddr                                string
+	transports                                                            string
+	nodeName                                                              string
+	nats                                                                  []string
 	anonPublish, debug, metrics                                           bool
 	connectTimeout, pollTimeout                                           time.Duration
 	maxBody                                                               int64
@@ -101,6 +105,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxSessionsPerBrowser, "max-sessions-per-browser", actors.DefaultMaxSessionsPerBrowser, "most long polls held at once for one browser (BAYEUX_BROWSER cookie); its other tabs poll (-1: no limit)")
 	fs.StringVar(&o.pprofAddr, "pprof", "", "serve Go's net/http/pprof profiles on this separate `address` (e.g. 127.0.0.1:6060); off by default")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated `origins` allowed to make cross-origin Bayeux requests (CORS), or *; none by default")
+	fs.StringVar(&o.transports, "transports", strings.Join(transport.DefaultTypes(), ","), "comma-separated enabled `transports`, in order of preference: websocket, long-polling, callback-polling")
+	fs.Func("nats", "NATS server `URL` to join other hubs through (repeatable or comma-separated); none: a single hub", func(v string) error {
+		o.nats = append(o.nats, splitList(v)...)
+		return nil
+	})
+	fs.StringVar(&o.nodeName, "node-name", "", "this node's `name` with --nats: prefix of its client ids (default: the host name, sanitised)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bayeuxhub [flags]\n\nA Bayeux 1.0 (CometD) publish/subscribe server: Bayeux at /cometd, the chat demo at /.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -149,6 +159,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--type-expires: %w", err)
 	}
 	index := splitList(o.directoryIndex)
+	if o.nodeName == "" && len(o.nats) > 0 {
+		host, _ := os.Hostname()
+		o.nodeName = broker.NodeNameFromHostname(host)
+	}
 	srv, err := server.Start(server.Config{
 		Addr: net.JoinHostPort(o.bind, o.port),
 		Hub: actors.Options{
@@ -159,12 +173,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 			MaxSessionsPerIP: o.maxSessionsPerIP, MaxSessionsPerBrowser: o.maxSessionsPerBrowser,
 		},
 		AllowedOrigins: splitList(o.allowedOrigins),
+		Transports:     splitList(o.transports),
 		MaxBody:        o.maxBody,
 		DocumentRoot:   o.documentRoot,
 		DirectoryIndex: index,
 		TypeExpires:    expires,
 		Metrics:        o.metrics,
 		Logger:         &log,
+		NATS:           o.nats,
+		NodeName:       o.nodeName,
 	})
 	if err != nil {
 		return err

@@ -77,9 +77,13 @@ async function control(command, expected) {
 
 const pageErrors = [];
 
-async function openChat(browser, label, name) {
+// openChat opens the chat page; query (e.g. '?transport=long-polling') is
+// appended to its URL. The page's WebSocket URLs are kept in page.sockets.
+async function openChat(browser, label, name, query = '') {
   const context = await browser.newContext({ viewport: { width: 1000, height: 720 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
+  page.sockets = [];
+  page.on('websocket', (ws) => page.sockets.push(ws.url()));
   page.on('pageerror', (err) => { pageErrors.push(`${label}: ${err.message}`); log(`${label} pageerror:`, err.message); });
   page.on('console', (msg) => {
     // Refused connections while the server is down are expected.
@@ -87,12 +91,27 @@ async function openChat(browser, label, name) {
       log(`${label} console.${msg.type()}:`, msg.text());
     }
   });
-  await page.goto(`${base}/`, { waitUntil: 'load' });
+  await page.goto(`${base}/${query}`, { waitUntil: 'load' });
   await waitState(page, label, ['connected'], 15000);
   await page.fill('#name', name);
   await page.press('#name', 'Enter'); // commits the name (change event)
   log(`${label}: connected as ${name}`);
   return page;
+}
+
+// checkTransport checks the transport the page's client uses, and that a
+// WebSocket to /cometd was opened exactly when it should be; it prints
+// "TRANSPORT <label> <name>" for the Go test.
+async function checkTransport(page, label, want) {
+  const got = await page.evaluate(() => window.chatClient.transport);
+  check(got === want, `${label}: the chat client uses ${got}, want ${want}`);
+  const cometdSockets = page.sockets.filter((u) => /\/cometd$/.test(u));
+  if (want === 'websocket') {
+    check(cometdSockets.length > 0, `${label}: no WebSocket to /cometd was opened`);
+  } else {
+    check(cometdSockets.length === 0, `${label}: a WebSocket was opened though the page long-polls: ${cometdSockets}`);
+  }
+  console.log(`TRANSPORT ${label} ${got}`);
 }
 
 async function statusText(page) {
@@ -139,10 +158,10 @@ async function say(page, text, how = 'enter') {
 
 // clientApiCheck runs inside a page: a second BayeuxHub.Client exercises the
 // parts of the API the chat page does not.
-async function clientApiCheck() {
+async function clientApiCheck(transport) {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const fail = (error) => ({ ok: false, error });
-  const c = new BayeuxHub.Client('/cometd');
+  const c = new BayeuxHub.Client('/cometd', { transports: [transport] });
   const states = [];
   c.on('state', (st) => states.push(st));
   const got = { one: [], many: [], exact: [] };
@@ -151,14 +170,23 @@ async function clientApiCheck() {
     outgoing(m) { outgoing++; if (m.channel === '/meta/handshake') { m.ext = { 'org.example.test': true }; } },
     incoming() { incoming++; },
   });
-  c.subscribe('/browsertest/*', (m) => got.one.push(m.channel));
-  c.subscribe('/browsertest/**', (m) => got.many.push(m.channel));
+  const early = [
+    c.subscribe('/browsertest/*', (m) => got.one.push(m.channel)),
+    c.subscribe('/browsertest/**', (m) => got.many.push(m.channel)),
+  ];
   const hs = await c.connect();
   if (!hs || !hs.clientId) return fail('no clientId from handshake');
+  // connect() resolves with the handshake: the subscriptions made before it
+  // are acknowledged later, and must be before publishing.
+  await Promise.all(early);
   await c.subscribe('/browsertest/x', (m) => got.exact.push(m.channel));
+  if (c.transport !== transport) return fail(`client on ${c.transport}, want ${transport}`);
+  // Count HTTP requests and WebSocket frames.
   const realFetch = window.fetch;
+  const realSend = WebSocket.prototype.send;
   let requests = 0;
   window.fetch = (...args) => { requests++; return realFetch(...args); };
+  WebSocket.prototype.send = function (...args) { requests++; return realSend.apply(this, args); };
   let acks;
   try {
     const ps = [];
@@ -167,10 +195,11 @@ async function clientApiCheck() {
       ps.push(c.publish('/browsertest/x/y', { n: 2 }));
       ps.push(c.publish('/browsertest/z', { n: 3 }));
     });
-    if (requests !== 1) return fail(`batch of 3 publishes took ${requests} requests`);
+    if (requests !== 1) return fail(`batch of 3 publishes took ${requests} requests or frames`);
     acks = await Promise.all(ps);
   } finally {
     window.fetch = realFetch;
+    WebSocket.prototype.send = realSend;
   }
   if (!acks.every((a) => a && a.successful)) return fail(`publish acks ${JSON.stringify(acks)}`);
   for (let i = 0; i < 50 && got.many.length < 3; i++) await sleep(100);
@@ -186,7 +215,7 @@ async function clientApiCheck() {
   if (!outgoing || !incoming) return fail('extensions not called');
   await c.disconnect();
   if (c.state !== 'disconnected') return fail(`state after disconnect: ${c.state}`);
-  return { ok: true, detail: { states, outgoing, incoming } };
+  return { ok: true, detail: { transport, states, outgoing, incoming } };
 }
 
 // ---- CometD client ----------------------------------------------------------
@@ -244,9 +273,12 @@ async function main() {
   log('chromium', browser.version());
   let cometdClient = null;
   try {
-    // Step 2: two pages chat.
+    // Step 2: two pages chat, A over WebSocket (the default), B over
+    // long-polling (?transport=long-polling).
     const a = await openChat(browser, 'A', 'alice');
-    const b = await openChat(browser, 'B', 'bob');
+    const b = await openChat(browser, 'B', 'bob', '?transport=long-polling');
+    await checkTransport(a, 'A', 'websocket');
+    await checkTransport(b, 'B', 'long-polling');
     await waitLogEntry(a, 'A', ['bob', 'joined']);
 
     const hello = 'Hello from alice <b>not bold</b> & "quotes"';
@@ -264,9 +296,11 @@ async function main() {
 
     // The bayeuxhub.js API in the browser: wildcards, batching, extensions,
     // acks matched by id, unsubscribe, disconnect.
-    const api = await b.evaluate(clientApiCheck);
-    check(api.ok, `bayeuxhub.js API check in the browser: ${api.error}`);
-    log('step 2: bayeuxhub.js API ok', JSON.stringify(api.detail));
+    for (const [page, transport] of [[b, 'long-polling'], [a, 'websocket']]) {
+      const api = await page.evaluate(clientApiCheck, transport);
+      check(api.ok, `bayeuxhub.js API check in the browser over ${transport}: ${api.error}`);
+      log('step 2: bayeuxhub.js API ok', JSON.stringify(api.detail));
+    }
 
     // Step 3: server restart.
     if (controlled) {
@@ -290,6 +324,8 @@ async function main() {
       await say(a, 'alice too');
       await waitLogEntry(b, 'B', ['alice', 'alice too']);
       await waitLogEntry(a, 'A', ['alice', hello]); // the log was kept
+      await checkTransport(a, 'A', 'websocket'); // back on a socket
+      await checkTransport(b, 'B', 'long-polling');
       log('step 3: chat after restart ok');
     } else {
       log('step 3: skipped (BROWSER_TEST_CONTROL is not stdio)');

@@ -1,0 +1,123 @@
+package broker
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/bayeuxhub/bayeuxhub/actors"
+	"github.com/bayeuxhub/bayeuxhub/protocol"
+)
+
+// envelope is a published message on the wire between nodes, a compact
+// JSON object:
+//
+//	{"o":"node1/5f2a9c01","s":42,"c":"/chat/demo","k":"node1_abc…","i":"7","e":{…},"d":{…}}
+//
+// o is the publishing broker instance (node name and a random suffix, so a
+// node that restarts with the same name starts a fresh sequence), s its
+// sequence number, c the channel, k the publisher's client id, i and e
+// the message id and ext (omitted when absent) and d the data. It is JSON
+// so that `nats sub 'bayeux.>'` shows readable traffic.
+type envelope struct {
+	Origin   string          `json:"o"`
+	Seq      uint64          `json:"s"`
+	Channel  string          `json:"c"`
+	ClientID string          `json:"k,omitempty"`
+	ID       json.RawMessage `json:"i,omitempty"`
+	Ext      json.RawMessage `json:"e,omitempty"`
+	Data     json.RawMessage `json:"d"`
+}
+
+// appendEnvelopeTail appends everything of m's envelope after the sequence
+// number, so the part that must be built under the publish lock is short.
+func appendEnvelopeTail(buf []byte, m *actors.Message) []byte {
+	buf = append(buf, `,"c":`...)
+	buf = protocol.AppendString(buf, m.Channel)
+	if m.ClientID != "" {
+		buf = append(buf, `,"k":`...)
+		buf = protocol.AppendString(buf, m.ClientID)
+	}
+	if len(m.ID) > 0 {
+		buf = append(buf, `,"i":`...)
+		buf = append(buf, m.ID...)
+	}
+	if len(m.Ext) > 0 {
+		buf = append(buf, `,"e":`...)
+		buf = append(buf, m.Ext...)
+	}
+	buf = append(buf, `,"d":`...)
+	if len(m.Data) == 0 {
+		buf = append(buf, "null"...)
+	} else {
+		buf = append(buf, m.Data...)
+	}
+	return append(buf, '}')
+}
+
+// appendEnvelopeHead appends the envelope's origin and sequence number.
+func appendEnvelopeHead(buf []byte, origin string, seq uint64) []byte {
+	buf = append(buf, `{"o":`...)
+	buf = protocol.AppendString(buf, origin)
+	buf = append(buf, `,"s":`...)
+	return strconv.AppendUint(buf, seq, 10)
+}
+
+// decodeEnvelope parses an envelope and checks its required fields.
+func decodeEnvelope(data []byte) (*envelope, error) {
+	var e envelope
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("decode message envelope: %w", err)
+	}
+	if e.Origin == "" || e.Seq == 0 || e.Channel == "" {
+		return nil, fmt.Errorf("decode message envelope: origin, sequence or channel missing")
+	}
+	return &e, nil
+}
+
+// pushEnvelope is a client push on the wire, sent to the control subject
+// of the node that holds the client.
+type pushEnvelope struct {
+	ClientID string          `json:"k"`
+	Channel  string          `json:"c"`
+	Data     json.RawMessage `json:"d"`
+}
+
+// encodePush encodes a push; its data is encoded as JSON (a
+// json.RawMessage is sent as it is, once checked).
+func encodePush(p *actors.Push) ([]byte, error) {
+	var data json.RawMessage
+	switch d := p.Data.(type) {
+	case json.RawMessage:
+		if !json.Valid(d) {
+			return nil, fmt.Errorf("encode push data: not valid JSON")
+		}
+		data = d
+	default:
+		b, err := json.Marshal(d)
+		if err != nil {
+			return nil, fmt.Errorf("encode push data: %w", err)
+		}
+		data = b
+	}
+	b, err := json.Marshal(pushEnvelope{ClientID: p.ClientID, Channel: p.Channel, Data: data})
+	if err != nil {
+		return nil, fmt.Errorf("encode push: %w", err)
+	}
+	return b, nil
+}
+
+// decodePush parses a push envelope.
+func decodePush(data []byte) (*actors.Push, error) {
+	var e pushEnvelope
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("decode push envelope: %w", err)
+	}
+	if e.ClientID == "" || e.Channel == "" {
+		return nil, fmt.Errorf("decode push envelope: client id or channel missing")
+	}
+	if len(e.Data) == 0 {
+		e.Data = json.RawMessage("null")
+	}
+	return &actors.Push{ClientID: e.ClientID, Channel: e.Channel, Data: e.Data}, nil
+}

@@ -1,0 +1,224 @@
+// Command bayeuxhub-bench drives any Bayeux 1.0 server (bayeuxhub, Faye,
+// CometD) over HTTP long-polling with real Bayeux clients and reports
+// throughput, end-to-end latency, exact delivery accounting (lost,
+// duplicated, out of order), session churn and server memory.
+//
+// Examples:
+//
+//	bayeuxhub-bench --url http://127.0.0.1:8080/cometd --scenario fanout --duration 20s
+//	bayeuxhub-bench --url http://127.0.0.1:8080/cometd --scenario chat --json > chat.json
+//	bayeuxhub-bench --url http://127.0.0.1:8080/cometd --scenario idle --server-pid 1234
+//	bayeuxhub-bench --inproc --scenario publish --html report.html
+//	bayeuxhub-bench --local --scenario fanout --rate 0 --max-messages 20000
+//	bayeuxhub-bench report --out BENCHMARKS.md results/   # see run_report.go
+//
+// Every explicit flag overrides the scenario preset. Load goes to loopback
+// hosts only unless --allow-remote is given.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bayeuxhub/bayeuxhub/internal/loadgen"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "report" {
+		if err := reportMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bayeuxhub-bench report:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bayeuxhub-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("bayeuxhub-bench", flag.ExitOnError)
+	var (
+		urlFlag     = fs.String("url", "", "Bayeux endpoint, e.g. http://127.0.0.1:8080/cometd")
+		scenario    = fs.String("scenario", "fanout", "preset: "+strings.Join(loadgen.Scenarios(), ", "))
+		subscribers = fs.Int("subscribers", 0, "long-poll subscribers (idle: clients held; churn: workers)")
+		publishers  = fs.Int("publishers", 0, "publishing clients")
+		rate        = fs.Float64("rate", 0, "messages published per second in total; 0 = as fast as acks allow")
+		channels    = fs.Int("channels", 0, "number of channels /bench/0..N-1")
+		subsPer     = fs.Int("subs-per-client", 0, "channels each subscriber subscribes to")
+		size        = fs.Int("size", 0, "approximate size of each message's data in bytes")
+		batch       = fs.Int("batch", 0, "messages per publish request")
+		duration    = fs.Duration("duration", 0, "measured window")
+		warmup      = fs.Duration("warmup", 0, "load before the measured window")
+		drain       = fs.Duration("drain", 0, "longest wait for outstanding deliveries after publishing stops")
+		maxMsgs     = fs.Int64("max-messages", 0, "hard bound on messages published (0 = none)")
+		serverPID   = fs.Int("server-pid", 0, "server process whose RSS and CPU to report")
+		setupConc   = fs.Int("setup-concurrency", 0, "handshakes/subscribes in flight during setup (default 256)")
+		jsonOut     = fs.Bool("json", false, "print one JSON object instead of the summary table")
+		htmlOut     = fs.String("html", "", "write a self-contained HTML report to `FILE`")
+		inproc      = fs.Bool("inproc", false, "start a bayeuxhub server in this process when --url is empty")
+		local       = fs.Bool("local", false, "start a bayeuxhub in this process and drive its local client API (no HTTP)")
+		allowRemote = fs.Bool("allow-remote", false, "allow a non-loopback --url")
+		quiet       = fs.Bool("quiet", false, "no progress line on stderr")
+		cpuProfile  = fs.String("cpuprofile", "", "write the load tool's own CPU profile to `FILE`")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: bayeuxhub-bench [flags]\n       bayeuxhub-bench report [--out FILE] [--title T] DIR\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	_ = fs.Parse(os.Args[1:])
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+
+	cfg, err := loadgen.Preset(*scenario)
+	if err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["subscribers"] {
+		cfg.Subscribers = *subscribers
+	}
+	if set["publishers"] {
+		cfg.Publishers = *publishers
+	}
+	if set["rate"] {
+		cfg.Rate = *rate
+	}
+	if set["channels"] {
+		cfg.Channels = *channels
+	}
+	if set["subs-per-client"] {
+		cfg.SubsPerClient = *subsPer
+	}
+	if set["size"] {
+		cfg.Size = *size
+	}
+	if set["batch"] {
+		cfg.Batch = *batch
+	}
+	if set["duration"] {
+		cfg.Duration = *duration
+	}
+	if set["warmup"] {
+		cfg.Warmup = *warmup
+	}
+	if set["drain"] {
+		cfg.Drain = *drain
+	}
+	cfg.MaxMessages = *maxMsgs
+	cfg.ServerPID = *serverPID
+	cfg.SetupConcurrency = *setupConc
+	if !*quiet {
+		cfg.Progress = os.Stderr
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg.URL = *urlFlag
+	if *local && cfg.URL != "" {
+		return errors.New("--local drives an in-process hub: leave --url empty")
+	}
+	if cfg.URL == "" {
+		if !*inproc && !*local {
+			return errors.New("--url is required (or --inproc / --local to start a bayeuxhub in this process)")
+		}
+		srv, err := startInProc()
+		if err != nil {
+			return fmt.Errorf("in-process server: %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = srv.stop(sctx)
+		}()
+		cfg.URL = srv.url
+		cfg.InProc = true
+		cfg.ServerPID = os.Getpid()
+		if *local {
+			cfg.Hub = localHub{srv.hub}
+			cfg.URL = "local:" + srv.url
+			fmt.Fprintln(os.Stderr, "bayeuxhub-bench: driving an in-process hub through its local client API")
+		} else {
+			fmt.Fprintln(os.Stderr, "bayeuxhub-bench: in-process bayeuxhub at", srv.url)
+		}
+	}
+	if cfg.Hub == nil {
+		if err := checkLoopback(cfg.URL, *allowRemote); err != nil {
+			return err
+		}
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	res, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *htmlOut != "" {
+		f, err := os.Create(*htmlOut)
+		if err != nil {
+			return err
+		}
+		if err := res.WriteHTML(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		return enc.Encode(res)
+	}
+	res.WriteSummary(os.Stdout)
+	return nil
+}
+
+// checkLoopback refuses URLs whose host is not a loopback address.
+func checkLoopback(raw string, allowRemote bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("bad --url: %w", err)
+	}
+	if u.Scheme != "http" {
+		return fmt.Errorf("bad --url %q: only http:// is supported", raw)
+	}
+	if allowRemote {
+		return nil
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing non-loopback host %q (use --allow-remote to load a remote server)", host)
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bayeuxhub/bayeuxhub/internal/loadgen"
+)
+
+// servers are the columns of BENCHMARKS.md, the first being the one
+// compared with the others.
+var servers = []string{"bayeuxhub", "floor", "faye"}
+
+var serverTitles = map[string]string{"bayeuxhub": "bayeuxhub", "floor": "floor", "faye": "Faye"}
+
+// scenarioOrder is the order of the tables.
+var scenarioOrder = []string{"publish", "fanout", "fanout-latency", "chat", "idle", "churn"}
+
+type metric struct {
+	name   string
+	value  func(*loadgen.Result) float64
+	format func(float64) string
+	ratio  bool // print hub/other ratios
+}
+
+func count(v float64) string { return fmt.Sprintf("%.0f", v) }
+func pct(v float64) string {
+	if v < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f%%", v)
+}
+
+var (
+	mPublished = metric{"published/s", func(r *loadgen.Result) float64 { return r.PublishRate }, count, true}
+	mDelivered = metric{"delivered/s", func(r *loadgen.Result) float64 { return r.DeliverRate }, count, true}
+	mP50       = metric{"latency p50", func(r *loadgen.Result) float64 { return r.Latency.P50 }, loadgen.FmtMS, true}
+	mP99       = metric{"latency p99", func(r *loadgen.Result) float64 { return r.Latency.P99 }, loadgen.FmtMS, true}
+	mP999      = metric{"latency p99.9", func(r *loadgen.Result) float64 { return r.Latency.P999 }, loadgen.FmtMS, true}
+	mMax       = metric{"latency max", func(r *loadgen.Result) float64 { return r.Latency.Max }, loadgen.FmtMS, false}
+	mAckP99    = metric{"publish ack p99", func(r *loadgen.Result) float64 { return r.PublishAck.P99 }, loadgen.FmtMS, true}
+	mDrain     = metric{"drain after last publish", func(r *loadgen.Result) float64 { return r.DrainSeconds * 1000 }, loadgen.FmtMS, false}
+	mLost      = metric{"lost", func(r *loadgen.Result) float64 { return float64(r.Lost) }, count, false}
+	mDup       = metric{"duplicated", func(r *loadgen.Result) float64 { return float64(r.Duplicated) }, count, false}
+	mOOO       = metric{"out of order", func(r *loadgen.Result) float64 { return float64(r.OutOfOrder) }, count, false}
+	mExpected  = metric{"expected deliveries", func(r *loadgen.Result) float64 { return float64(r.Expected) }, count, false}
+	mErrors    = metric{"errors", func(r *loadgen.Result) float64 { return float64(r.Errors) }, count, false}
+	mGenCPU    = metric{"generator CPU", func(r *loadgen.Result) float64 { return r.GenCPU }, pct, false}
+	mSrvCPU    = metric{"server CPU", func(r *loadgen.Result) float64 { return r.ServerCPU }, pct, false}
+	mRSSClient = metric{"server RSS per client", func(r *loadgen.Result) float64 { return r.RSSPerClient }, loadgen.FmtBytes, true}
+	mRSSAfter  = metric{"server RSS", func(r *loadgen.Result) float64 { return float64(r.ServerRSSAfter) }, loadgen.FmtBytes, true}
+	mHeld      = metric{"clients held", func(r *loadgen.Result) float64 { return float64(r.Held) }, count, false}
+	mSessions  = metric{"sessions/s", func(r *loadgen.Result) float64 { return r.SessionRate }, count, true}
+	mSessP99   = metric{"session time p99", func(r *loadgen.Result) float64 { return r.Latency.P99 }, loadgen.FmtMS, true}
+)
+
+var scenarioMetrics = map[string][]metric{
+	"publish":        {mPublished, mAckP99, mErrors, mGenCPU, mSrvCPU, mRSSAfter},
+	"fanout":         {mDelivered, mPublished, mP50, mP99, mAckP99, mDrain, mLost, mDup, mOOO, mExpected, mErrors, mGenCPU, mSrvCPU, mRSSAfter},
+	"fanout-latency": {mP50, mP99, mP999, mMax, mAckP99, mDrain, mDelivered, mLost, mDup, mOOO, mErrors, mGenCPU, mSrvCPU},
+	"chat":           {mP50, mP99, mP999, mAckP99, mDrain, mDelivered, mLost, mDup, mOOO, mErrors, mGenCPU, mSrvCPU, mRSSAfter},
+	"idle":           {mRSSClient, mRSSAfter, mHeld, mErrors, mGenCPU, mSrvCPU},
+	"churn":          {mSessions, mSessP99, mErrors, mGenCPU, mSrvCPU, mRSSAfter},
+}
+
+var scenarioDesc = map[string]string{
+	"publish":        "64 HTTP publishers, 1 message per request, no subscribers: publishes/s.",
+	"fanout":         "1,000 long-poll subscribers on one channel, 1,000 publishes/s: delivered/s, lost.",
+	"fanout-latency": "1,000 subscribers on one channel, 200 publishes/s: end-to-end latency, lost.",
+	"chat":           "1,000 clients in 10 of 100 rooms each, 10 publishes/s per room: latency, lost.",
+	"idle":           "10,000 long-poll clients held idle: server RSS per client.",
+	"churn":          "handshake + subscribe + disconnect loops: sessions/s.",
+}
+
+// reportMain implements "bayeuxhub-bench report": it reads
+// DIR/<scenario>/<server>.json (and <server>.err for failed runs) and
+// writes a Markdown comparison.
+func reportMain(args []string) error {
+	fs := flag.NewFlagSet("report", flag.ExitOnError)
+	out := fs.String("out", "BENCHMARKS.md", "Markdown file to write (- for stdout)")
+	header := fs.String("header", "", "Markdown `FILE` to put before the tables (machine, commit, date)")
+	_ = fs.Parse(args)
+	if fs.NArg() != 1 {
+		return fmt.Errorf("usage: bayeuxhub-bench report [--out FILE] [--header FILE] DIR")
+	}
+	dir := fs.Arg(0)
+	var b strings.Builder
+	if *header != "" {
+		h, err := os.ReadFile(*header)
+		if err != nil {
+			return err
+		}
+		b.Write(h)
+		b.WriteString("\n")
+	}
+	for _, sc := range scenarioOrder {
+		results := map[string]*loadgen.Result{}
+		fails := map[string]string{}
+		found := false
+		for _, s := range servers {
+			r, fail, ok := load(filepath.Join(dir, sc, s))
+			if !ok {
+				continue
+			}
+			found = true
+			if r != nil {
+				results[s] = r
+			} else {
+				fails[s] = fail
+			}
+		}
+		if !found {
+			continue
+		}
+		writeTable(&b, sc, results, fails)
+	}
+	if *out == "-" {
+		_, err := io.WriteString(os.Stdout, b.String())
+		return err
+	}
+	return os.WriteFile(*out, []byte(b.String()), 0o644)
+}
+
+// load reads base.json, or base.err for a failed run; ok is false when
+// neither exists.
+func load(base string) (r *loadgen.Result, fail string, ok bool) {
+	if data, err := os.ReadFile(base + ".json"); err == nil && len(data) > 0 {
+		r = &loadgen.Result{}
+		if err := json.Unmarshal(data, r); err == nil {
+			return r, "", true
+		}
+	}
+	if data, err := os.ReadFile(base + ".err"); err == nil {
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		last := lines[len(lines)-1]
+		if last == "" {
+			last = "failed"
+		}
+		return nil, last, true
+	}
+	return nil, "", false
+}
+
+func writeTable(b *strings.Builder, sc string, results map[string]*loadgen.Result, fails map[string]string) {
+	fmt.Fprintf(b, "## %s\n\n%s", sc, scenarioDesc[sc])
+	for _, s := range servers {
+		if r := results[s]; r != nil {
+			c := r.Config
+			fmt.Fprintf(b, " Run: %d subscribers, %d publishers, rate %s, %d channels × %d per client, %d B payload, %.0fs measured after %s warmup.",
+				c.Subscribers, c.Publishers, rateText(c.Rate), c.Channels, c.SubsPerClient, c.Size, r.WindowSeconds, c.Warmup)
+			break
+		}
+	}
+	b.WriteString("\n\n| metric |")
+	for _, s := range servers {
+		fmt.Fprintf(b, " %s |", serverTitles[s])
+	}
+	for _, s := range servers[1:] {
+		fmt.Fprintf(b, " bayeuxhub / %s |", serverTitles[s])
+	}
+	b.WriteString("\n|---|")
+	for range 2*len(servers) - 1 {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	hub := results[servers[0]]
+	for _, m := range scenarioMetrics[sc] {
+		fmt.Fprintf(b, "| %s |", m.name)
+		for _, s := range servers {
+			switch r := results[s]; {
+			case r != nil:
+				fmt.Fprintf(b, " %s |", m.format(m.value(r)))
+			case fails[s] != "":
+				b.WriteString(" failed |")
+			default:
+				b.WriteString(" — |")
+			}
+		}
+		for _, s := range servers[1:] {
+			o := results[s]
+			if !m.ratio || hub == nil || o == nil || m.value(o) <= 0 || m.value(hub) < 0 {
+				b.WriteString(" |")
+				continue
+			}
+			fmt.Fprintf(b, " %.2f× |", m.value(hub)/m.value(o))
+		}
+		b.WriteString("\n")
+	}
+	for _, s := range servers {
+		if f := fails[s]; f != "" {
+			fmt.Fprintf(b, "\n%s failed: `%s`\n", serverTitles[s], strings.ReplaceAll(f, "`", "'"))
+		}
+		if r := results[s]; r != nil && r.DrainTimedOut {
+			fmt.Fprintf(b, "\n%s: deliveries were still arriving when the drain time ran out; \"lost\" includes messages in flight.\n", serverTitles[s])
+		}
+		if r := results[s]; r != nil && r.Config.Rate > 0 && r.PublishRate < 0.95*r.Config.Rate && r.Config.Kind == loadgen.KindPubSub {
+			fmt.Fprintf(b, "\n%s: publishers reached %.0f of the %.0f msg/s asked (each waits for its acknowledgement).\n", serverTitles[s], r.PublishRate, r.Config.Rate)
+		}
+		if r := results[s]; r != nil && len(r.FirstErrors) > 0 {
+			fmt.Fprintf(b, "\n%s errors (first): `%s`\n", serverTitles[s], strings.ReplaceAll(r.FirstErrors[0], "`", "'"))
+		}
+	}
+	b.WriteString("\n")
+}
+
+func rateText(r float64) string {
+	if r == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%.0f/s", r)
+}

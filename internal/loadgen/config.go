@@ -1,0 +1,195 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Kind is what a scenario does.
+type Kind string
+
+// The kinds of run.
+const (
+	// KindPubSub runs publishers and long-poll subscribers and measures
+	// throughput, latency and delivery accounting.
+	KindPubSub Kind = "pubsub"
+	// KindIdle holds long-polls open without traffic and measures the
+	// server's memory per client.
+	KindIdle Kind = "idle"
+	// KindChurn loops handshake, subscribe, disconnect and measures
+	// sessions per second.
+	KindChurn Kind = "churn"
+)
+
+// Config describes one load run. Zero values mean "none" except where
+// noted; use Preset for a named scenario's defaults.
+type Config struct {
+	// URL is the server's Bayeux endpoint, e.g. http://127.0.0.1:8080/cometd.
+	URL string `json:"url"`
+	// Scenario is the preset's name, for the report only.
+	Scenario string `json:"scenario"`
+	Kind     Kind   `json:"kind"`
+	// Subscribers is the number of long-polling subscriber clients
+	// (idle: clients held; churn: concurrent workers).
+	Subscribers int `json:"subscribers"`
+	// Publishers is the number of publishing clients.
+	Publishers int `json:"publishers"`
+	// Rate is the total number of messages published per second, 0 for
+	// as fast as acknowledgements allow.
+	Rate float64 `json:"rate"`
+	// Channels is the number of channels /bench/0 … /bench/N-1.
+	Channels int `json:"channels"`
+	// SubsPerClient is how many channels each subscriber subscribes to.
+	SubsPerClient int `json:"subs_per_client"`
+	// Size is the approximate size in bytes of each message's data.
+	Size int `json:"size"`
+	// Batch is the number of messages per publish request.
+	Batch int `json:"batch"`
+	// Duration is the measured window, after Warmup.
+	Duration time.Duration `json:"duration_ns"`
+	// Warmup runs load before the measured window; its latencies and
+	// rates are not reported (its messages are still checked for loss).
+	Warmup time.Duration `json:"warmup_ns"`
+	// Drain bounds how long to wait for outstanding deliveries after the
+	// last publish.
+	Drain time.Duration `json:"drain_ns"`
+	// MaxMessages is a hard bound on the messages published; 0 = none.
+	MaxMessages int64 `json:"max_messages"`
+	// ServerPID, when set, is the server process whose RSS and CPU are
+	// reported.
+	ServerPID int `json:"server_pid"`
+	// InProc tells the report that the server runs in this process, so
+	// the tool's own CPU includes the server's.
+	InProc bool `json:"inproc"`
+	// SetupConcurrency bounds the handshakes and subscribes in flight
+	// while clients are being set up; 0 means 256.
+	SetupConcurrency int `json:"setup_concurrency"`
+	// Progress, when set, receives a progress line every second.
+	Progress io.Writer `json:"-"`
+	// Hub, when set, is driven through its in-process client API instead
+	// of HTTP (--local); URL is then only a label.
+	Hub LocalHub `json:"-"`
+	// Local tells the report that Hub was used.
+	Local bool `json:"local"`
+}
+
+var presets = map[string]Config{
+	"publish": {Kind: KindPubSub, Subscribers: 0, Publishers: 64, Rate: 0, Channels: 1, SubsPerClient: 1},
+	"fanout":  {Kind: KindPubSub, Subscribers: 1000, Publishers: 50, Rate: 1000, Channels: 1, SubsPerClient: 1},
+	"fanout-latency": {Kind: KindPubSub, Subscribers: 1000, Publishers: 20, Rate: 200,
+		Channels: 1, SubsPerClient: 1},
+	"chat":  {Kind: KindPubSub, Subscribers: 1000, Publishers: 100, Rate: 1000, Channels: 100, SubsPerClient: 10},
+	"idle":  {Kind: KindIdle, Subscribers: 10000, Channels: 1, SubsPerClient: 1},
+	"churn": {Kind: KindChurn, Subscribers: 32, Channels: 1, SubsPerClient: 1},
+}
+
+// Scenarios returns the names of the presets.
+func Scenarios() []string {
+	var n []string
+	for k := range presets {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// Preset returns the defaults of a named scenario. Each publisher waits
+// for the acknowledgement of a request before sending the next (so that
+// its sequence numbers stay ordered), which is why the rated scenarios
+// spread their rate over many publishers:
+//
+//	publish        64 publishers, 1 message per request, no subscribers, as fast as acks allow
+//	fanout         1000 subscribers on one channel, 50 publishers, 1000 msg/s in total
+//	fanout-latency 1000 subscribers on one channel, 20 publishers, 200 msg/s in total
+//	chat           1000 subscribers in 10 of 100 rooms each, 100 publishers, 10 msg/s per room
+//	idle           10000 long-polls held idle
+//	churn          32 workers looping handshake, subscribe, disconnect
+func Preset(name string) (Config, error) {
+	c, ok := presets[name]
+	if !ok {
+		return Config{}, fmt.Errorf("unknown scenario %q (have %s)", name, strings.Join(Scenarios(), ", "))
+	}
+	c.Scenario = name
+	c.Size = 100
+	c.Batch = 1
+	c.Duration = 30 * time.Second
+	c.Warmup = 5 * time.Second
+	c.Drain = 10 * time.Second
+	return c, nil
+}
+
+// Validate checks the configuration and fills in defaults.
+func (c *Config) Validate() error {
+	if c.URL == "" && c.Hub == nil {
+		return fmt.Errorf("no server URL")
+	}
+	c.Local = c.Hub != nil
+	if c.Kind == "" {
+		c.Kind = KindPubSub
+	}
+	if c.Channels < 1 {
+		c.Channels = 1
+	}
+	if c.SubsPerClient < 1 {
+		c.SubsPerClient = 1
+	}
+	if c.SubsPerClient > c.Channels {
+		c.SubsPerClient = c.Channels
+	}
+	if c.Batch < 1 {
+		c.Batch = 1
+	}
+	if c.SetupConcurrency <= 0 {
+		c.SetupConcurrency = 256
+	}
+	if c.Subscribers < 0 || c.Publishers < 0 || c.Rate < 0 || c.Duration <= 0 {
+		return fmt.Errorf("negative counts or non-positive duration")
+	}
+	if c.Kind == KindPubSub && c.Publishers == 0 {
+		return fmt.Errorf("scenario needs at least one publisher")
+	}
+	if (c.Kind == KindIdle || c.Kind == KindChurn) && c.Subscribers == 0 {
+		return fmt.Errorf("scenario needs --subscribers > 0")
+	}
+	return nil
+}
+
+// ChannelName returns the name of channel i.
+func ChannelName(i int) string { return fmt.Sprintf("/bench/%d", i) }
+
+// channelIndex parses "/bench/N"; it returns -1 for any other name.
+func channelIndex(b []byte) int {
+	const p = "/bench/"
+	if len(b) <= len(p) || string(b[:len(p)]) != p {
+		return -1
+	}
+	n := 0
+	for _, c := range b[len(p):] {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// SubscriberChannels returns the channel indices subscriber i subscribes
+// to: SubsPerClient channels spread evenly over all channels, so that
+// every channel gets about the same number of members.
+func (c *Config) SubscriberChannels(i int) []int {
+	k := min(c.SubsPerClient, c.Channels)
+	stride := max(c.Channels/k, 1)
+	out := make([]int, 0, k)
+	for j := range k {
+		ch := (i + j*stride) % c.Channels
+		for slices.Contains(out, ch) {
+			ch = (ch + 1) % c.Channels
+		}
+		out = append(out, ch)
+	}
+	return out
+}

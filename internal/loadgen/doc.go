@@ -1,0 +1,26 @@
+// Package loadgen is the engine of bayeuxhub-bench: a fast Bayeux 1.0
+// long-polling client and the scenario driver that measures any Bayeux
+// server (bayeuxhub, Faye, CometD) with it.
+//
+// A run (Run with a Config, usually from Preset) sets up subscribers
+// (handshake, subscribe, then a /meta/connect loop each), handshakes the
+// publishers, then publishes for Warmup plus Duration and waits up to Drain
+// for the last deliveries. Every published message carries
+// {"ts":send-time-ns,"pub":publisher,"seq":n} in its data; subscribers
+// check each delivery off in a SubTracker (a bitmap of sequence numbers per
+// publisher), and at the end every acknowledged message is matched against
+// every subscriber of its channel, so lost, duplicated and out-of-order
+// deliveries are counted exactly. Latency goes into lock-free log-linear
+// histograms (Histogram), overall and per second.
+//
+// Responses are parsed by ParseMessages, which reads only the fields the
+// generator needs and skips the rest without allocating, so that the
+// generator stays cheaper than the servers it measures. Its own CPU use
+// (getrusage) is reported beside every figure, with the server's CPU and
+// RSS read from /proc when its PID is known.
+//
+// The idle scenario holds long-polls open and reports server memory per
+// client; churn loops handshake, subscribe, disconnect. With Config.Hub set
+// the same scenarios drive bayeuxhub's in-process client API instead of
+// HTTP (local.go).
+package loadgen

@@ -1,0 +1,830 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// errLog counts errors and keeps the first few distinct messages.
+type errLog struct {
+	n     atomic.Uint64
+	mu    sync.Mutex
+	first []string
+}
+
+func (e *errLog) add(what string, err error) {
+	e.n.Add(1)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.first) >= 8 {
+		return
+	}
+	s := what + ": " + err.Error()
+	for _, f := range e.first {
+		if f == s {
+			return
+		}
+	}
+	e.first = append(e.first, s)
+}
+
+// second holds what happened during one second of a run.
+type second struct {
+	hist      Histogram
+	published atomic.Uint64
+	delivered atomic.Uint64
+}
+
+// session is a Bayeux client id shared by a publisher and its connect
+// loop; whoever sees an unknown-client error handshakes again.
+type session struct {
+	mu sync.Mutex
+	id atomic.Pointer[string]
+}
+
+func (s *session) get() string {
+	if p := s.id.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// rehandshake replaces the session id unless someone already did since
+// stale was read.
+func (s *session) rehandshake(ctx context.Context, c *Client, stale string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.get() != stale {
+		return nil
+	}
+	if err := c.Handshake(ctx); err != nil {
+		return err
+	}
+	id := c.ID
+	s.id.Store(&id)
+	return nil
+}
+
+// runner holds the state of one run.
+type runner struct {
+	cfg Config
+	hc  *http.Client
+
+	tl      atomic.Pointer[timeline] // nil until the clock starts
+	hist    Histogram                // end-to-end latency (churn: session time)
+	ackHist Histogram                // publish request round trips in the window
+
+	published  atomic.Uint64 // acknowledged messages
+	sent       atomic.Uint64 // messages sent, acknowledged or not
+	delivered  atomic.Uint64
+	expected   atomic.Uint64 // deliveries the acknowledged messages call for
+	stray      atomic.Uint64 // deliveries without benchmark data
+	handshakes atomic.Uint64
+	rehand     atomic.Uint64
+	connects   atomic.Uint64
+	sessions   atomic.Uint64
+	pubErrs    atomic.Uint64
+	budget     atomic.Int64
+	errs       errLog
+
+	subCount []uint64 // subscribers per channel
+
+	idsMu sync.Mutex
+	ids   []string // final client ids, for disconnecting
+}
+
+// Run executes one load run described by cfg and returns its result.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: cfg}
+	r.hc = NewHTTPClient(cfg.Subscribers + 2*cfg.Publishers + 64)
+	defer r.hc.CloseIdleConnections()
+	if cfg.MaxMessages > 0 {
+		r.budget.Store(cfg.MaxMessages)
+	} else {
+		r.budget.Store(math.MaxInt64)
+	}
+	if cfg.Hub != nil {
+		return r.runLocal(ctx)
+	}
+	switch cfg.Kind {
+	case KindIdle:
+		return r.runIdle(ctx)
+	case KindChurn:
+		return r.runChurn(ctx)
+	default:
+		return r.runPubSub(ctx)
+	}
+}
+
+func (r *runner) newClient() *Client {
+	return &Client{HC: r.hc, URL: r.cfg.URL, Timeout: 30 * time.Second}
+}
+
+func (r *runner) handshake(ctx context.Context, c *Client) error {
+	err := c.Handshake(ctx)
+	if err == nil {
+		r.handshakes.Add(1)
+	}
+	return err
+}
+
+func (r *runner) keepID(id string) {
+	if id == "" {
+		return
+	}
+	r.idsMu.Lock()
+	r.ids = append(r.ids, id)
+	r.idsMu.Unlock()
+}
+
+// timeline is the run's clock, fixed when publishing starts and read
+// by every goroutine through runner.tl.
+type timeline struct {
+	t0         time.Time // publishing starts
+	measStart  time.Time
+	measEnd    time.Time
+	measStartN int64
+	measEndN   int64
+	secs       []*second
+}
+
+// setTimes starts the run's clock now, with the measured window
+// starting after warmup.
+func (r *runner) setTimes(warmup time.Duration) *timeline {
+	tl := &timeline{t0: time.Now()}
+	tl.measStart = tl.t0.Add(warmup)
+	tl.measEnd = tl.measStart.Add(r.cfg.Duration)
+	tl.measStartN = tl.measStart.UnixNano()
+	tl.measEndN = tl.measEnd.UnixNano()
+	n := int((warmup+r.cfg.Duration+r.cfg.Drain)/time.Second) + 8
+	tl.secs = make([]*second, n)
+	for i := range tl.secs {
+		tl.secs[i] = &second{}
+	}
+	r.tl.Store(tl)
+	return tl
+}
+
+func (tl *timeline) secAt(t time.Time) *second {
+	i := int(t.Sub(tl.t0) / time.Second)
+	if i < 0 {
+		i = 0
+	}
+	if i >= len(tl.secs) {
+		i = len(tl.secs) - 1
+	}
+	return tl.secs[i]
+}
+
+// subscriber sets up client i, reports on ready, then long-polls until ctx
+// ends. Setup is retried a few times; a subscriber that never gets ready
+// reports its error and leaves tr nil.
+func (r *runner) subscriber(ctx context.Context, i int, sem chan struct{}, ready func(*SubTracker, error)) {
+	chans := r.cfg.SubscriberChannels(i)
+	names := make([]string, len(chans))
+	for k, ch := range chans {
+		names[k] = ChannelName(ch)
+	}
+	tr := NewSubTracker(chans, r.cfg.Publishers)
+	c := r.newClient()
+	c.OnDeliver = func(m *Msg) { r.deliver(tr, m, c.RecvAt) }
+	setup := func() error {
+		if err := r.handshake(ctx, c); err != nil {
+			return err
+		}
+		return c.Subscribe(ctx, names)
+	}
+	var err error
+	sem <- struct{}{}
+	for attempt := range 3 {
+		if err = setup(); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
+	<-sem
+	if err != nil {
+		ready(nil, err)
+		return
+	}
+	ready(tr, nil)
+	defer func() { r.keepID(c.ID) }()
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		_, err := c.Connect(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		r.connects.Add(1)
+		switch {
+		case err == nil:
+			backoff = 50 * time.Millisecond
+			if c.Interval > 0 {
+				sleepCtx(ctx, c.Interval)
+			}
+			continue
+		case errors.Is(err, ErrRehandshake):
+			r.rehand.Add(1)
+			if err = setup(); err == nil {
+				continue
+			}
+		case errors.Is(err, ErrReconnectNone):
+			r.errs.add("connect", err)
+			return
+		}
+		r.errs.add("connect", err)
+		sleepCtx(ctx, backoff)
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (r *runner) deliver(tr *SubTracker, m *Msg, at time.Time) {
+	if !m.Bench {
+		r.stray.Add(1)
+		return
+	}
+	tr.Observe(m.Pub, m.Seq, channelIndex(m.Channel))
+	r.delivered.Add(1)
+	tl := r.tl.Load()
+	if tl == nil {
+		return
+	}
+	s := tl.secAt(at)
+	s.delivered.Add(1)
+	if m.TS >= tl.measStartN && m.TS < tl.measEndN {
+		d := time.Duration(at.UnixNano() - m.TS)
+		r.hist.Record(d)
+		s.hist.Record(d)
+	}
+}
+
+// publisherConnect keeps a publisher's session alive with a connect loop
+// as a real client would (servers expire sessions that stop connecting).
+func (r *runner) publisherConnect(ctx context.Context, s *session) {
+	c := r.newClient()
+	for ctx.Err() == nil {
+		id := s.get()
+		c.ID = id
+		_, err := c.Connect(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err == nil:
+			if c.Interval > 0 {
+				sleepCtx(ctx, c.Interval)
+			}
+		case errors.Is(err, ErrRehandshake):
+			r.rehand.Add(1)
+			if err := s.rehandshake(ctx, c, id); err != nil {
+				r.errs.add("publisher handshake", err)
+				sleepCtx(ctx, 200*time.Millisecond)
+			} else {
+				r.handshakes.Add(1)
+			}
+		default:
+			r.errs.add("publisher connect", err)
+			sleepCtx(ctx, 200*time.Millisecond)
+		}
+	}
+}
+
+// publisher j publishes until the measured window ends, the budget is
+// spent or ctx ends.
+func (r *runner) publisher(ctx context.Context, j int, c *Client, s *session, log *PubLog) {
+	cfg := &r.cfg
+	tl := r.tl.Load()
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		perPub := cfg.Rate / float64(cfg.Publishers) / float64(cfg.Batch)
+		interval = time.Duration(float64(time.Second) / perPub)
+	}
+	next := tl.t0
+	if interval > 0 {
+		// Spread publishers evenly over the first interval.
+		next = next.Add(interval * time.Duration(j) / time.Duration(cfg.Publishers))
+	}
+	var seq uint64
+	ps := make([]Payload, 0, cfg.Batch)
+	for ctx.Err() == nil {
+		now := time.Now()
+		if !now.Before(tl.measEnd) {
+			return
+		}
+		if interval > 0 {
+			if wait := next.Sub(now); wait > 0 {
+				time.Sleep(wait)
+			} else if -wait > time.Second {
+				next = now // too far behind: do not burst to catch up
+			}
+			next = next.Add(interval)
+		}
+		n := int64(cfg.Batch)
+		if left := r.budget.Add(-n); left < 0 {
+			n += left
+			if n <= 0 {
+				return
+			}
+		}
+		ps = ps[:0]
+		ts := time.Now().UnixNano()
+		for range n {
+			ch := (j + int(seq)) % cfg.Channels
+			log.Sent(seq, ch)
+			ps = append(ps, Payload{Channel: ChannelName(ch), TS: ts, Pub: j, Seq: seq})
+			seq++
+		}
+		id := s.get()
+		c.ID = id
+		sentAt := time.Now()
+		acked, err := c.Publish(ctx, ps, cfg.Size)
+		if sentAt.After(tl.measStart) && sentAt.Before(tl.measEnd) && err == nil {
+			r.ackHist.Record(time.Since(sentAt))
+		}
+		r.sent.Add(uint64(n))
+		sec := tl.secAt(time.Now())
+		for k, ok := range acked {
+			if ok {
+				log.Acked(ps[k].Seq)
+				r.published.Add(1)
+				sec.published.Add(1)
+				r.expected.Add(r.subCount[(j+int(ps[k].Seq))%cfg.Channels])
+			} else {
+				r.pubErrs.Add(1)
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.errs.add("publish", err)
+			if errors.Is(err, ErrRehandshake) {
+				r.rehand.Add(1)
+				if err := s.rehandshake(ctx, c, id); err == nil {
+					r.handshakes.Add(1)
+				}
+			} else if !errors.Is(err, ErrReconnectNone) {
+				sleepCtx(ctx, 50*time.Millisecond)
+			}
+		}
+	}
+}
+
+type snapshot struct {
+	at        time.Time
+	cpu       time.Duration
+	srvCPU    time.Duration
+	published uint64
+	delivered uint64
+	sessions  uint64
+	handshake uint64
+}
+
+func (r *runner) snap() snapshot {
+	return snapshot{
+		at:        time.Now(),
+		cpu:       SelfCPU(),
+		srvCPU:    ProcCPU(r.cfg.ServerPID),
+		published: r.published.Load(),
+		delivered: r.delivered.Load(),
+		sessions:  r.sessions.Load(),
+		handshake: r.handshakes.Load(),
+	}
+}
+
+// progress prints a line to cfg.Progress every second until stop closes.
+func (r *runner) progress(stop <-chan struct{}, extra func() string) {
+	if r.cfg.Progress == nil {
+		return
+	}
+	tl := r.tl.Load()
+	tk := time.NewTicker(time.Second)
+	defer tk.Stop()
+	prev := r.snap()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+		}
+		cur := r.snap()
+		dt := cur.at.Sub(prev.at).Seconds()
+		phase := "warmup"
+		if cur.at.After(tl.measEnd) {
+			phase = "drain"
+		} else if cur.at.After(tl.measStart) {
+			phase = "measure"
+		}
+		line := fmt.Sprintf("[%5.1fs %-7s] pub/s %8.0f  del/s %9.0f  ", cur.at.Sub(tl.t0).Seconds(), phase,
+			float64(cur.published-prev.published)/dt, float64(cur.delivered-prev.delivered)/dt)
+		if i := int(cur.at.Sub(tl.t0)/time.Second) - 1; i >= 0 && i < len(tl.secs) {
+			h := &tl.secs[i].hist
+			if h.Count() > 0 {
+				line += fmt.Sprintf("p50 %s p99 %s  ", fmtDur(h.Quantile(0.5)), fmtDur(h.Quantile(0.99)))
+			}
+		}
+		if extra != nil {
+			line += extra()
+		}
+		line += fmt.Sprintf("errs %d  gen cpu %3.0f%%", r.errs.n.Load(), 100*(cur.cpu-prev.cpu).Seconds()/dt)
+		if cur.srvCPU >= 0 && !r.cfg.InProc {
+			line += fmt.Sprintf("  srv cpu %3.0f%%", 100*(cur.srvCPU-prev.srvCPU).Seconds()/dt)
+		}
+		fmt.Fprintln(r.cfg.Progress, line)
+		prev = cur
+	}
+}
+
+func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
+	cfg := &r.cfg
+	res := newResult(cfg)
+	res.ServerRSSBefore = ProcRSS(cfg.ServerPID)
+
+	r.subCount = make([]uint64, cfg.Channels)
+	for i := range cfg.Subscribers {
+		for _, ch := range cfg.SubscriberChannels(i) {
+			r.subCount[ch]++
+		}
+	}
+
+	subCtx, stopSubs := context.WithCancel(ctx)
+	defer stopSubs()
+	trackers := make([]*SubTracker, cfg.Subscribers)
+	var subsWG, readyWG sync.WaitGroup
+	sem := make(chan struct{}, cfg.SetupConcurrency)
+	var setupFailed atomic.Uint64
+	setupStart := time.Now()
+	for i := range cfg.Subscribers {
+		subsWG.Add(1)
+		readyWG.Add(1)
+		go func() {
+			defer subsWG.Done()
+			r.subscriber(subCtx, i, sem, func(tr *SubTracker, err error) {
+				trackers[i] = tr
+				if err != nil {
+					setupFailed.Add(1)
+					r.errs.add("subscriber setup", err)
+				}
+				readyWG.Done()
+			})
+		}()
+	}
+	readyWG.Wait()
+	res.SetupSeconds = time.Since(setupStart).Seconds()
+	res.SetupFailed = setupFailed.Load()
+	if cfg.Subscribers > 0 && res.SetupFailed == uint64(cfg.Subscribers) {
+		stopSubs()
+		subsWG.Wait()
+		return nil, fmt.Errorf("no subscriber could be set up: %v", r.errs.first)
+	}
+	if res.SetupFailed > 0 {
+		// Failed subscribers expect nothing.
+		for i, tr := range trackers {
+			if tr == nil {
+				for _, ch := range cfg.SubscriberChannels(i) {
+					r.subCount[ch]--
+				}
+			}
+		}
+	}
+
+	// Publishers handshake before the clock starts.
+	pubCtx, stopPubs := context.WithCancel(ctx)
+	defer stopPubs()
+	logs := make([]*PubLog, cfg.Publishers)
+	clients := make([]*Client, cfg.Publishers)
+	sessions := make([]*session, cfg.Publishers)
+	for j := range cfg.Publishers {
+		c := r.newClient()
+		var err error
+		for range 3 {
+			if err = r.handshake(ctx, c); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			stopSubs()
+			subsWG.Wait()
+			return nil, fmt.Errorf("publisher handshake: %w", err)
+		}
+		clients[j], logs[j], sessions[j] = c, &PubLog{}, &session{}
+		id := c.ID
+		sessions[j].id.Store(&id)
+	}
+	var connWG sync.WaitGroup
+	for j := range cfg.Publishers {
+		connWG.Add(1)
+		go func() { defer connWG.Done(); r.publisherConnect(subCtx, sessions[j]) }()
+	}
+
+	tl := r.setTimes(cfg.Warmup)
+	stopProgress := make(chan struct{})
+	go r.progress(stopProgress, nil)
+	var pubWG sync.WaitGroup
+	pubsDone := make(chan struct{})
+	for j := range cfg.Publishers {
+		pubWG.Add(1)
+		go func() { defer pubWG.Done(); r.publisher(pubCtx, j, clients[j], sessions[j], logs[j]) }()
+	}
+	go func() { pubWG.Wait(); close(pubsDone) }()
+
+	// Measured window.
+	var s0, s1 snapshot
+	early := false // publishers ran out of --max-messages before the window ended
+	select {
+	case <-time.After(time.Until(tl.measStart)):
+		s0 = r.snap()
+		select {
+		case <-time.After(time.Until(tl.measEnd)):
+		case <-pubsDone:
+			early = true
+		case <-ctx.Done():
+		}
+		s1 = r.snap()
+	case <-pubsDone:
+		s0 = snapshot{at: tl.t0}
+		s1 = r.snap()
+		early = true
+	case <-ctx.Done():
+	}
+	<-pubsDone
+	if ctx.Err() != nil {
+		close(stopProgress)
+		stopSubs()
+		subsWG.Wait()
+		return nil, ctx.Err()
+	}
+
+	// Drain: wait for outstanding deliveries.
+	drainStart := time.Now()
+	last, lastChange := r.delivered.Load(), time.Now()
+	for time.Since(drainStart) < cfg.Drain {
+		d := r.delivered.Load()
+		if d >= r.expected.Load() {
+			break
+		}
+		if d != last {
+			last, lastChange = d, time.Now()
+		} else if time.Since(lastChange) > 2*time.Second {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res.DrainSeconds = time.Since(drainStart).Seconds()
+	res.DrainTimedOut = r.delivered.Load() < r.expected.Load() && time.Since(drainStart) >= cfg.Drain
+	d1 := s1
+	if early {
+		// Deliveries of a bounded run are measured until they drained.
+		d1 = r.snap()
+	}
+	res.ServerRSSAfter = ProcRSS(cfg.ServerPID)
+	close(stopProgress)
+	stopSubs()
+	subsWG.Wait()
+	connWG.Wait()
+	for _, s := range sessions {
+		r.keepID(s.get())
+	}
+	r.disconnectAll()
+
+	// Accounting.
+	for _, tr := range trackers {
+		if tr == nil {
+			continue
+		}
+		exp, lost, unacked := tr.Loss(logs, cfg.Channels)
+		res.Expected += exp
+		res.Lost += lost
+		res.Unacked += unacked
+		res.Duplicated += tr.Dup
+		res.OutOfOrder += tr.OutOrder
+		res.Stray += tr.Stray
+	}
+	res.Stray += r.stray.Load()
+	for _, l := range logs {
+		res.SentTotal += uint64(l.Count())
+	}
+	r.fill(res, s0, s1)
+	r.fillDelivery(res, s0, d1)
+	return res, nil
+}
+
+// fill completes the common fields of res from the window snapshots.
+func (r *runner) fill(res *Result, s0, s1 snapshot) {
+	w := s1.at.Sub(s0.at).Seconds()
+	res.WindowSeconds = w
+	res.Published = s1.published - s0.published
+	res.Delivered = s1.delivered - s0.delivered
+	res.PublishedTotal = r.published.Load()
+	res.DeliveredTotal = r.delivered.Load()
+	res.PublishErrors = r.pubErrs.Load()
+	res.Handshakes = r.handshakes.Load()
+	res.Rehandshakes = r.rehand.Load()
+	res.Connects = r.connects.Load()
+	res.Errors = r.errs.n.Load()
+	res.FirstErrors = r.errs.first
+	if w > 0 {
+		res.PublishRate = float64(res.Published) / w
+		res.DeliverRate = float64(res.Delivered) / w
+		res.Sessions = s1.sessions - s0.sessions
+		res.SessionRate = float64(res.Sessions) / w
+		res.HandshakeRate = float64(s1.handshake-s0.handshake) / w
+		res.GenCPU = 100 * (s1.cpu - s0.cpu).Seconds() / w
+		if s0.srvCPU >= 0 && s1.srvCPU >= 0 && !r.cfg.InProc {
+			res.ServerCPU = 100 * (s1.srvCPU - s0.srvCPU).Seconds() / w
+		} else {
+			res.ServerCPU = -1
+		}
+	}
+	res.Latency = summarize(&r.hist)
+	res.PublishAck = summarize(&r.ackHist)
+	res.Hist = r.hist.Buckets()
+	if tl := r.tl.Load(); tl != nil {
+		end := int(time.Since(tl.t0) / time.Second) // whole seconds only
+		for i := 0; i < end && i < len(tl.secs); i++ {
+			s := tl.secs[i]
+			p := Point{T: i, Published: s.published.Load(), Delivered: s.delivered.Load()}
+			if s.hist.Count() > 0 {
+				p.P50 = ms(s.hist.Quantile(0.5))
+				p.P99 = ms(s.hist.Quantile(0.99))
+			}
+			res.Series = append(res.Series, p)
+		}
+	}
+}
+
+// fillDelivery sets the delivery figures from the window s0..d1, which
+// extends past the publishing window when publishing stopped early.
+func (r *runner) fillDelivery(res *Result, s0, d1 snapshot) {
+	res.Delivered = d1.delivered - s0.delivered
+	if w := d1.at.Sub(s0.at).Seconds(); w > 0 {
+		res.DeliverRate = float64(res.Delivered) / w
+	}
+}
+
+// disconnectAll sends /meta/disconnect for every kept client id, 64 at a
+// time, for at most 15 seconds.
+func (r *runner) disconnectAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	ids := make(chan string)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := r.newClient()
+			for id := range ids {
+				c.ID = id
+				_ = c.Disconnect(ctx) // best effort: the session may be gone already
+			}
+		}()
+	}
+	for _, id := range r.ids {
+		if ctx.Err() != nil {
+			break
+		}
+		ids <- id
+	}
+	close(ids)
+	wg.Wait()
+	r.ids = nil
+}
+
+// runIdle holds Subscribers long-polls open with no traffic and reports
+// the server's memory per client.
+func (r *runner) runIdle(ctx context.Context) (*Result, error) {
+	cfg := &r.cfg
+	cfg.Warmup, cfg.Publishers, cfg.Rate = 0, 0, 0
+	res := newResult(cfg)
+	res.ServerRSSBefore = ProcRSS(cfg.ServerPID)
+	subCtx, stopSubs := context.WithCancel(ctx)
+	defer stopSubs()
+	var subsWG, readyWG sync.WaitGroup
+	sem := make(chan struct{}, cfg.SetupConcurrency)
+	var setupFailed atomic.Uint64
+	setupStart := time.Now()
+	for i := range cfg.Subscribers {
+		subsWG.Add(1)
+		readyWG.Add(1)
+		go func() {
+			defer subsWG.Done()
+			r.subscriber(subCtx, i, sem, func(tr *SubTracker, err error) {
+				if err != nil {
+					setupFailed.Add(1)
+					r.errs.add("subscriber setup", err)
+				}
+				readyWG.Done()
+			})
+		}()
+	}
+	readyWG.Wait()
+	res.SetupSeconds = time.Since(setupStart).Seconds()
+	res.SetupFailed = setupFailed.Load()
+	held := uint64(cfg.Subscribers) - res.SetupFailed
+	res.Held = held
+	// Let the first connects (which some servers answer at once) and the
+	// held ones settle.
+	sleepCtx(ctx, 2*time.Second)
+	r.setTimes(0)
+	stopProgress := make(chan struct{})
+	go r.progress(stopProgress, func() string {
+		return fmt.Sprintf("held %d  srv rss %s  ", held, fmtBytes(ProcRSS(cfg.ServerPID)))
+	})
+	s0 := r.snap()
+	c0 := r.connects.Load()
+	sleepCtx(ctx, cfg.Duration)
+	s1 := r.snap()
+	res.ServerRSSAfter = ProcRSS(cfg.ServerPID)
+	res.IdleConnectReplies = r.connects.Load() - c0
+	res.GenRSS = ProcRSS(os.Getpid())
+	close(stopProgress)
+	stopSubs()
+	subsWG.Wait()
+	r.disconnectAll()
+	r.fill(res, s0, s1)
+	if held > 0 && res.ServerRSSBefore > 0 && res.ServerRSSAfter > 0 {
+		res.RSSPerClient = float64(res.ServerRSSAfter-res.ServerRSSBefore) / float64(held)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return res, nil
+}
+
+// runChurn loops handshake, subscribe, disconnect in Subscribers workers.
+func (r *runner) runChurn(ctx context.Context) (*Result, error) {
+	cfg := &r.cfg
+	res := newResult(cfg)
+	res.ServerRSSBefore = ProcRSS(cfg.ServerPID)
+	tl := r.setTimes(cfg.Warmup)
+	stopProgress := make(chan struct{})
+	go r.progress(stopProgress, func() string {
+		return fmt.Sprintf("sessions %d  ", r.sessions.Load())
+	})
+	var wg sync.WaitGroup
+	for w := range cfg.Subscribers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := r.newClient()
+			chans := []string{ChannelName(w % cfg.Channels)}
+			for ctx.Err() == nil && time.Now().Before(tl.measEnd) {
+				if r.budget.Add(-1) < 0 {
+					return
+				}
+				start := time.Now()
+				if err := r.handshake(ctx, c); err != nil {
+					r.errs.add("handshake", err)
+					sleepCtx(ctx, 50*time.Millisecond)
+					continue
+				}
+				if err := c.Subscribe(ctx, chans); err != nil {
+					r.errs.add("subscribe", err)
+				}
+				if err := c.Disconnect(ctx); err != nil {
+					r.errs.add("disconnect", err)
+					continue
+				}
+				end := time.Now()
+				r.sessions.Add(1)
+				if start.After(tl.measStart) {
+					r.hist.Record(end.Sub(start))
+					tl.secAt(end).hist.Record(end.Sub(start))
+				}
+			}
+		}()
+	}
+	var s0, s1 snapshot
+	sleepCtx(ctx, time.Until(tl.measStart))
+	s0 = r.snap()
+	sleepCtx(ctx, time.Until(tl.measEnd))
+	s1 = r.snap()
+	wg.Wait()
+	close(stopProgress)
+	res.ServerRSSAfter = ProcRSS(cfg.ServerPID)
+	r.fill(res, s0, s1)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return res, nil
+}
