@@ -8,8 +8,9 @@
 //     root everything hangs from. It owns the channel registry: it creates a
 //     channel actor the first time a name or pattern is subscribed to and
 //     removes it when its last subscriber leaves.
-//   - One channel actor per channel name and per wildcard pattern holds that
-//     channel's subscribers and fans each publish out to them.
+//   - One channel actor per channel name and per wildcard pattern owns that
+//     channel's subscriber list and publishes an immutable copy of it after
+//     every change, for routing.
 //   - The supervisor actor is the parent of every session actor. It expires
 //     sessions whose client has not had a /meta/connect outstanding for
 //     Options.ConnectTimeout, and when a session ends for any reason (expiry,
@@ -21,11 +22,12 @@
 //
 // # Routing
 //
-// A publish to /a/b/c is sent only to the channel actors registered for
-// /a/b/c, /a/b/*, /a/b/**, /a/** and /**. A session subscribed through
-// several of those patterns accepts each message only from the oldest of its
-// matching subscriptions, so it gets each message once and, since one channel
-// actor keeps its senders' order, in each publisher's order.
+// A publish to /a/b/c consults only the channels /a/b/c, /a/b/*, /a/b/**,
+// /a/** and /**. The publisher's own actor (or goroutine, for a local
+// client) reads their subscriber lists, takes the union and sends each
+// subscriber session one copy, so a session gets each message once and, as
+// one sender's messages arrive in order, in each publisher's order across
+// channels.
 //
 // # Who asks whom
 //
@@ -35,6 +37,6 @@
 // channel that the session answers or that closes when the session ends.
 //
 //	transport --batch--> session --subscribe--> hub --add--> channel --ack--> session
-//	session/local --publish--> channel --delivery--> session
+//	session/local --message--> subscriber sessions (lists read from the channels)
 //	supervisor --expire--> session;  session --terminated--> supervisor, channel
 package actors
