@@ -242,7 +242,7 @@ func (h *Hub) decide(kind string) actor.DeciderFunc {
 // without locks or messages.
 type channelEntry struct {
 	pid  *actor.PID
-	subs atomic.Pointer[[]*actor.PID]
+	subs atomic.Pointer[subList]
 }
 
 // route delivers m to every session subscribed to its channel through a
@@ -262,13 +262,13 @@ func (h *Hub) route(sender actor.SenderContext, m *Message) {
 
 // routeLocal delivers m to this node's subscribers.
 func (h *Hub) routeLocal(sender actor.SenderContext, m *Message) {
-	var stack [8][]*actor.PID
+	var stack [8]*subList
 	lists := stack[:0]
 	h.chanMu.RLock()
 	protocol.Patterns(m.Channel, func(p []byte) {
 		if e := h.channels[string(p)]; e != nil {
-			if subs := e.subs.Load(); subs != nil && len(*subs) > 0 {
-				lists = append(lists, *subs)
+			if l := e.subs.Load(); l != nil && l.n > 0 {
+				lists = append(lists, l)
 			}
 		}
 	})
@@ -277,17 +277,22 @@ func (h *Hub) routeLocal(sender actor.SenderContext, m *Message) {
 	case 0:
 		return
 	case 1:
-		for _, pid := range lists[0] {
-			sender.Send(pid, m)
+		l := lists[0]
+		for i := 0; i < l.n; i++ {
+			if pid := l.slots[i].Load(); pid != nil {
+				sender.Send(pid, m)
+			}
 		}
 		return
 	}
-	seen := make(map[string]struct{}, len(lists[0]))
-	for _, list := range lists {
-		for _, pid := range list {
-			if _, dup := seen[pid.Id]; !dup {
-				seen[pid.Id] = struct{}{}
-				sender.Send(pid, m)
+	seen := make(map[string]struct{}, lists[0].n)
+	for _, l := range lists {
+		for i := 0; i < l.n; i++ {
+			if pid := l.slots[i].Load(); pid != nil {
+				if _, dup := seen[pid.Id]; !dup {
+					seen[pid.Id] = struct{}{}
+					sender.Send(pid, m)
+				}
 			}
 		}
 	}
