@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -31,10 +32,11 @@ const (
 // A session's subscriptions are kept in the order they were made: a
 // delivery is accepted only through the oldest matching one.
 type subscription struct {
-	pattern string
-	channel *actor.PID
-	state   subState
-	sink    sink
+	pattern  string
+	wildcard bool // pattern ends in /* or /**
+	channel  *actor.PID
+	state    subState
+	sink     sink
 }
 
 // job is one unit of work a session does in order: a batch of a remote
@@ -82,8 +84,10 @@ type session struct {
 	client *Client
 	log    *zerolog.Logger // see logger
 
-	subs  []*subscription
-	queue [][]byte // encoded messages waiting for a connect
+	subs      []*subscription
+	exact     map[string]int // non-wildcard subscriptions by name (counted)
+	wildcards int            // wildcard subscriptions in subs
+	queue     [][]byte       // encoded messages waiting for a connect
 
 	held        *job // the job whose /meta/connect is held
 	heldGen     uint64
@@ -305,22 +309,36 @@ func (s *session) handle(ctx actor.Context, j *job, m *protocol.Message) {
 // matches any more (it was routed just before an unsubscribe took effect)
 // is dropped.
 func (s *session) deliver(ctx actor.Context, m *Message) {
-	var sub *subscription
-	for _, c := range s.subs {
-		if protocol.Match(c.pattern, m.Channel) {
-			sub = c
-			break
-		}
-	}
-	if sub == nil {
-		return
-	}
-	s.hub.stats.delivered.Add(1)
 	if !s.client.Local {
+		// Any matching subscription will do: an exact name first, in O(1).
+		if s.exact[m.Channel] == 0 && !s.matchesWildcard(m.Channel) {
+			return
+		}
+		s.hub.stats.delivered.Add(1)
 		s.enqueue(ctx, m.wireJSON())
 		return
 	}
-	s.toSink(ctx, sub.sink, m)
+	for _, c := range s.subs {
+		if protocol.Match(c.pattern, m.Channel) {
+			s.hub.stats.delivered.Add(1)
+			s.toSink(ctx, c.sink, m)
+			return
+		}
+	}
+}
+
+// matchesWildcard reports whether one of the wildcard subscriptions
+// matches channel.
+func (s *session) matchesWildcard(channel string) bool {
+	if s.wildcards == 0 {
+		return false
+	}
+	for _, c := range s.subs {
+		if c.wildcard && protocol.Match(c.pattern, channel) {
+			return true
+		}
+	}
+	return false
 }
 
 // push delivers a Push to this client only.
@@ -382,6 +400,11 @@ func (s *session) removeSub(sub *subscription) {
 	for i, c := range s.subs {
 		if c == sub {
 			s.subs = append(s.subs[:i], s.subs[i+1:]...)
+			if sub.wildcard {
+				s.wildcards--
+			} else if s.exact[sub.pattern]--; s.exact[sub.pattern] <= 0 {
+				delete(s.exact, sub.pattern)
+			}
 			return
 		}
 	}
@@ -458,7 +481,16 @@ func (s *session) checkLimits(name string, fresh int) *protocol.Error {
 }
 
 func (s *session) addSub(ctx actor.Context, pattern string, k sink) {
-	s.subs = append(s.subs, &subscription{pattern: pattern, state: subPending, sink: k})
+	sub := &subscription{pattern: pattern, state: subPending, sink: k, wildcard: strings.HasSuffix(pattern, "*")}
+	s.subs = append(s.subs, sub)
+	if sub.wildcard {
+		s.wildcards++
+	} else {
+		if s.exact == nil {
+			s.exact = make(map[string]int)
+		}
+		s.exact[pattern]++
+	}
 	ctx.Send(s.hub.pid, &subscribeReq{pattern: pattern, session: ctx.Self()})
 }
 
