@@ -1,5 +1,6 @@
 // Command bayeuxhub-bench drives any Bayeux 1.0 server (bayeuxhub, Faye,
-// CometD) over HTTP long-polling with real Bayeux clients and reports
+// CometD) over HTTP long-polling, or over WebSocket (--transport
+// websocket, one socket per client), with real Bayeux clients and reports
 // throughput, end-to-end latency, exact delivery accounting (lost,
 // duplicated, out of order), session churn and server memory.
 //
@@ -7,6 +8,7 @@
 //
 //	bayeuxhub-bench --url http://127.0.0.1:8080/cometd --scenario fanout --duration 20s
 //	bayeuxhub-bench --url http://127.0.0.1:8080/cometd --scenario chat --json > chat.json
+//	bayeuxhub-bench --url http://127.0.0.1:8080/cometd --scenario fanout --transport websocket
 //	bayeuxhub-bench --url http://127.0.0.1:8080/cometd --scenario idle --server-pid 1234
 //	bayeuxhub-bench --inproc --scenario publish --html report.html
 //	bayeuxhub-bench --local --scenario fanout --rate 0 --max-messages 20000
@@ -53,6 +55,7 @@ func run() error {
 	var (
 		urlFlag     = fs.String("url", "", "Bayeux endpoint, e.g. http://127.0.0.1:8080/cometd")
 		scenario    = fs.String("scenario", "fanout", "preset: "+strings.Join(loadgen.Scenarios(), ", "))
+		transport   = fs.String("transport", loadgen.TransportLongPolling, "Bayeux connection type: "+loadgen.TransportLongPolling+" or "+loadgen.TransportWebSocket+" (one socket per client, on the same --url)")
 		subscribers = fs.Int("subscribers", 0, "long-poll subscribers (idle: clients held; churn: workers)")
 		publishers  = fs.Int("publishers", 0, "publishing clients")
 		rate        = fs.Float64("rate", 0, "messages published per second in total; 0 = as fast as acks allow")
@@ -75,7 +78,7 @@ func run() error {
 		cpuProfile  = fs.String("cpuprofile", "", "write the load tool's own CPU profile to `FILE`")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: bayeuxhub-bench [flags]\n       bayeuxhub-bench report [--out FILE] [--title T] DIR\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: bayeuxhub-bench [flags]\n       bayeuxhub-bench report [--out FILE] [--header FILE] [--ws-compare DIR] DIR\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	_ = fs.Parse(os.Args[1:])
@@ -120,6 +123,16 @@ func run() error {
 		cfg.Drain = *drain
 	}
 	cfg.MaxMessages = *maxMsgs
+	cfg.Transport = *transport
+	if *transport != loadgen.TransportLongPolling && *transport != loadgen.TransportWebSocket {
+		return fmt.Errorf("--transport %q: want %s or %s", *transport, loadgen.TransportLongPolling, loadgen.TransportWebSocket)
+	}
+	if *local && set["transport"] {
+		return errors.New("--local drives the hub's local client API, which has no --transport")
+	}
+	if *local {
+		cfg.Transport = ""
+	}
 	cfg.ServerPID = *serverPID
 	cfg.SetupConcurrency = *setupConc
 	if !*quiet {

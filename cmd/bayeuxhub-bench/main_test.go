@@ -66,3 +66,56 @@ func TestReport(t *testing.T) {
 		t.Errorf("report has a table for a scenario without results")
 	}
 }
+
+func TestReportWSCompare(t *testing.T) {
+	t.Parallel()
+	dir, cmpDir := t.TempDir(), t.TempDir()
+	write := func(base string, r *loadgen.Result) {
+		if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(r)
+		if err := os.WriteFile(base+".json", b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, _ := loadgen.Preset("fanout")
+	write(filepath.Join(dir, "fanout", "bayeuxhub"), &loadgen.Result{Config: cfg, DeliverRate: 1000, ServerCPU: 50})
+	write(filepath.Join(cmpDir, "fanout", "long-polling"), &loadgen.Result{Config: cfg, DeliverRate: 1000, GenCPU: 40, ServerCPU: 50,
+		Latency: loadgen.Latency{P50: 2, P99: 9}})
+	ws := cfg
+	ws.Transport = loadgen.TransportWebSocket
+	write(filepath.Join(cmpDir, "fanout", "websocket"), &loadgen.Result{Config: ws, DeliverRate: 999, Lost: 1, GenCPU: 30, ServerCPU: 20,
+		Latency: loadgen.Latency{P50: 1, P99: 4}})
+	if err := os.MkdirAll(filepath.Join(cmpDir, "chat"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cmpDir, "chat", "websocket.err"), []byte("boom\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "B.md")
+	if err := reportMain([]string{"--out", out, "--ws-compare", cmpDir, dir}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(b)
+	for _, want := range []string{
+		"## Long-polling and WebSocket side by side",
+		"| scenario | transport | delivered/s | latency p50 | latency p99 | lost | generator CPU | server CPU |",
+		"| fanout | long-polling | 1000 |",
+		"| fanout | WebSocket | 999 |",
+		"| 1 | 30% | 20% |",
+		"| chat | WebSocket | failed | failed |",
+		"chat over WebSocket failed: `boom`",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Index(md, "## fanout") > strings.Index(md, "## Long-polling and WebSocket") {
+		t.Errorf("the comparison is not after the tables:\n%s", md)
+	}
+}

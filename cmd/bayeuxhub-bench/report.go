@@ -79,14 +79,16 @@ var scenarioDesc = map[string]string{
 
 // reportMain implements "bayeuxhub-bench report": it reads
 // DIR/<scenario>/<server>.json (and <server>.err for failed runs) and
-// writes a Markdown comparison.
+// writes a Markdown comparison; with --ws-compare CDIR it appends the
+// long-polling / WebSocket section from CDIR/<scenario>/<transport>.json.
 func reportMain(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
 	out := fs.String("out", "BENCHMARKS.md", "Markdown file to write (- for stdout)")
 	header := fs.String("header", "", "Markdown `FILE` to put before the tables (machine, commit, date)")
+	wsCompare := fs.String("ws-compare", "", "`DIR` of <scenario>/<transport>.json results of bayeuxhub to add a long-polling / WebSocket section from")
 	_ = fs.Parse(args)
 	if fs.NArg() != 1 {
-		return fmt.Errorf("usage: bayeuxhub-bench report [--out FILE] [--header FILE] DIR")
+		return fmt.Errorf("usage: bayeuxhub-bench report [--out FILE] [--header FILE] [--ws-compare DIR] DIR")
 	}
 	dir := fs.Arg(0)
 	var b strings.Builder
@@ -118,6 +120,9 @@ func reportMain(args []string) error {
 			continue
 		}
 		writeTable(&b, sc, results, fails)
+	}
+	if *wsCompare != "" {
+		writeTransportTable(&b, *wsCompare)
 	}
 	if *out == "-" {
 		_, err := io.WriteString(os.Stdout, b.String())
@@ -213,4 +218,72 @@ func rateText(r float64) string {
 		return "unlimited"
 	}
 	return fmt.Sprintf("%.0f/s", r)
+}
+
+// transports are the rows of the long-polling / WebSocket comparison.
+var transports = []string{loadgen.TransportLongPolling, loadgen.TransportWebSocket}
+
+var transportTitles = map[string]string{loadgen.TransportLongPolling: "long-polling", loadgen.TransportWebSocket: "WebSocket"}
+
+// transportMetrics are the columns of the comparison.
+var transportMetrics = []metric{mDelivered, mP50, mP99, mLost, mGenCPU, mSrvCPU}
+
+// writeTransportTable writes the section comparing bayeuxhub's transports
+// from dir/<scenario>/<transport>.json (or .err), one row per scenario
+// and transport; it writes nothing when dir holds no result.
+func writeTransportTable(b *strings.Builder, dir string) {
+	var t strings.Builder
+	var notes []string
+	found := false
+	for _, sc := range scenarioOrder {
+		for _, tr := range transports {
+			r, fail, ok := load(filepath.Join(dir, sc, tr))
+			if !ok {
+				continue
+			}
+			found = true
+			fmt.Fprintf(&t, "| %s | %s |", sc, transportTitles[tr])
+			for _, m := range transportMetrics {
+				if r != nil {
+					fmt.Fprintf(&t, " %s |", m.format(m.value(r)))
+				} else {
+					t.WriteString(" failed |")
+				}
+			}
+			t.WriteString("\n")
+			switch {
+			case r == nil:
+				notes = append(notes, fmt.Sprintf("%s over %s failed: `%s`", sc, transportTitles[tr], strings.ReplaceAll(fail, "`", "'")))
+			case r.DrainTimedOut:
+				notes = append(notes, fmt.Sprintf("%s over %s: deliveries were still arriving when the drain time ran out; \"lost\" includes messages in flight.", sc, transportTitles[tr]))
+			case len(r.FirstErrors) > 0:
+				notes = append(notes, fmt.Sprintf("%s over %s errors (first): `%s`", sc, transportTitles[tr], strings.ReplaceAll(r.FirstErrors[0], "`", "'")))
+			}
+			if r != nil && r.Config.Rate > 0 && r.PublishRate < 0.95*r.Config.Rate {
+				notes = append(notes, fmt.Sprintf("%s over %s: publishers reached %.0f of the %.0f msg/s asked (each waits for its acknowledgement).",
+					sc, transportTitles[tr], r.PublishRate, r.Config.Rate))
+			}
+		}
+	}
+	if !found {
+		return
+	}
+	b.WriteString("## Long-polling and WebSocket side by side\n\n")
+	b.WriteString("bayeuxhub alone, the same scenarios driven over HTTP long-polling and over WebSocket " +
+		"(`--transport websocket`: one socket per client, deliveries pushed in their own frames, " +
+		"publishers still waiting for each acknowledgement), each run on a freshly started server.\n\n")
+	b.WriteString("| scenario | transport |")
+	for _, m := range transportMetrics {
+		fmt.Fprintf(b, " %s |", m.name)
+	}
+	b.WriteString("\n|---|---|")
+	for range transportMetrics {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	b.WriteString(t.String())
+	for _, n := range notes {
+		fmt.Fprintf(b, "\n%s\n", n)
+	}
+	b.WriteString("\n")
 }

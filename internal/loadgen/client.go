@@ -70,6 +70,19 @@ type Client struct {
 	nid  uint64
 }
 
+// ClientID returns the clientId of the session the client speaks for.
+func (c *Client) ClientID() string { return c.ID }
+
+// SetClientID makes the client speak for session id.
+func (c *Client) SetClientID(id string) { c.ID = id }
+
+// ConnectInterval returns the delay the server advised between connects.
+func (c *Client) ConnectInterval() time.Duration { return c.Interval }
+
+// Close does nothing: a long-polling client holds no connection of its
+// own (they are pooled in HC).
+func (c *Client) Close() {}
+
 func (c *Client) nextID() []byte {
 	c.nid++
 	return strconv.AppendUint(nil, c.nid, 10)

@@ -25,11 +25,24 @@ const (
 	KindChurn Kind = "churn"
 )
 
+// The transports (Bayeux connection types) a run can use.
+const (
+	// TransportLongPolling is HTTP long-polling (Client).
+	TransportLongPolling = "long-polling"
+	// TransportWebSocket is the websocket connection type, one socket
+	// per client (WSClient).
+	TransportWebSocket = "websocket"
+)
+
 // Config describes one load run. Zero values mean "none" except where
 // noted; use Preset for a named scenario's defaults.
 type Config struct {
 	// URL is the server's Bayeux endpoint, e.g. http://127.0.0.1:8080/cometd.
 	URL string `json:"url"`
+	// Transport is the connection type the clients use:
+	// TransportLongPolling (the default when empty) or TransportWebSocket;
+	// empty with Hub.
+	Transport string `json:"transport"`
 	// Scenario is the preset's name, for the report only.
 	Scenario string `json:"scenario"`
 	Kind     Kind   `json:"kind"`
@@ -128,6 +141,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("no server URL")
 	}
 	c.Local = c.Hub != nil
+	switch c.Transport {
+	case "":
+		if c.Hub == nil {
+			c.Transport = TransportLongPolling
+		}
+	case TransportLongPolling, TransportWebSocket:
+		if c.Hub != nil {
+			return fmt.Errorf("the local client API has no transport (%s)", c.Transport)
+		}
+	default:
+		return fmt.Errorf("unknown transport %q (want %s or %s)", c.Transport, TransportLongPolling, TransportWebSocket)
+	}
 	if c.Kind == "" {
 		c.Kind = KindPubSub
 	}

@@ -1,6 +1,14 @@
 // Package loadgen is the engine of bayeuxhub-bench: a fast Bayeux 1.0
-// long-polling client and the scenario driver that measures any Bayeux
-// server (bayeuxhub, Faye, CometD) with it.
+// long-polling client, a WebSocket client, and the scenario driver that
+// measures any Bayeux server (bayeuxhub, Faye, CometD) with them.
+//
+// Config.Transport picks the client. Client speaks long-polling: one HTTP
+// request at a time, over pooled keep-alive connections. WSClient (ws.go)
+// speaks the websocket connection type: one socket per client, requests
+// as text frames, a reader goroutine that hands replies to the requests
+// waiting for their ids and deliveries, pushed in their own frames, to
+// the same accounting as long-polling deliveries; a publisher's connect
+// loop and its publishes share its socket.
 //
 // A run (Run with a Config, usually from Preset) sets up subscribers
 // (handshake, subscribe, then a /meta/connect loop each), handshakes the

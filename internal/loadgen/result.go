@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -147,7 +148,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	c := &r.Config
 	row := func(k, v string) { fmt.Fprintf(tw, "  %s\t%s\n", k, v) }
-	fmt.Fprintf(tw, "bayeuxhub-bench  scenario %s  (%s)  %s\n", c.Scenario, c.Kind, c.URL)
+	fmt.Fprintf(tw, "bayeuxhub-bench  scenario %s  (%s)  %s  %s\n", c.Scenario, c.Kind, c.URL, cmp.Or(c.Transport, "local"))
 	row("config", fmt.Sprintf("subscribers %d, publishers %d, rate %s, channels %d, subs/client %d, size %d B, batch %d",
 		c.Subscribers, c.Publishers, rateStr(c.Rate), c.Channels, c.SubsPerClient, c.Size, c.Batch))
 	row("window", fmt.Sprintf("%.1fs measured after %s warmup (setup %.1fs, drain %.1fs)",

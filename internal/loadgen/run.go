@@ -58,7 +58,7 @@ func (s *session) get() string {
 
 // rehandshake replaces the session id unless someone already did since
 // stale was read.
-func (s *session) rehandshake(ctx context.Context, c *Client, stale string) error {
+func (s *session) rehandshake(ctx context.Context, c conn, stale string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.get() != stale {
@@ -67,15 +67,32 @@ func (s *session) rehandshake(ctx context.Context, c *Client, stale string) erro
 	if err := c.Handshake(ctx); err != nil {
 		return err
 	}
-	id := c.ID
+	id := c.ClientID()
 	s.id.Store(&id)
 	return nil
 }
 
+// conn is one simulated Bayeux client as the runner drives it: a
+// long-polling *Client or a *WSClient, as Config.Transport says.
+type conn interface {
+	Handshake(ctx context.Context) error
+	Subscribe(ctx context.Context, channels []string) error
+	// Connect sends one /meta/connect and waits for its reply.
+	Connect(ctx context.Context) (int, error)
+	Publish(ctx context.Context, ps []Payload, size int) ([]bool, error)
+	Disconnect(ctx context.Context) error
+	ClientID() string
+	SetClientID(id string)
+	ConnectInterval() time.Duration
+	// Close releases the client's connection, if it has one of its own.
+	Close()
+}
+
 // runner holds the state of one run.
 type runner struct {
-	cfg Config
-	hc  *http.Client
+	cfg   Config
+	hc    *http.Client
+	wsURL string // the WebSocket endpoint (websocket transport)
 
 	tl      atomic.Pointer[timeline] // nil until the clock starts
 	hist    Histogram                // end-to-end latency (churn: session time)
@@ -116,6 +133,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Hub != nil {
 		return r.runLocal(ctx)
 	}
+	if cfg.Transport == TransportWebSocket {
+		if err := r.probeWS(ctx); err != nil {
+			return nil, err
+		}
+	}
 	switch cfg.Kind {
 	case KindIdle:
 		return r.runIdle(ctx)
@@ -130,7 +152,39 @@ func (r *runner) newClient() *Client {
 	return &Client{HC: r.hc, URL: r.cfg.URL, Timeout: 30 * time.Second}
 }
 
-func (r *runner) handshake(ctx context.Context, c *Client) error {
+// newConn returns a client of the configured transport; deliver, when
+// set, receives every delivery with the time its response or frame was
+// read.
+func (r *runner) newConn(deliver func(m *Msg, at time.Time)) conn {
+	if r.cfg.Transport == TransportWebSocket {
+		return &WSClient{URL: r.wsURL, HC: r.hc, OnDeliver: deliver}
+	}
+	c := r.newClient()
+	if deliver != nil {
+		c.OnDeliver = func(m *Msg) { deliver(m, c.RecvAt) }
+	}
+	return c
+}
+
+// probeWS checks with one handshake that the server serves the websocket
+// connection type, so that a run against one that does not fails at once
+// and says why.
+func (r *runner) probeWS(ctx context.Context) error {
+	u, err := WSURL(r.cfg.URL)
+	if err != nil {
+		return err
+	}
+	r.wsURL = u
+	c := &WSClient{URL: u, HC: r.hc}
+	defer c.Close()
+	if err := c.Handshake(ctx); err != nil {
+		return fmt.Errorf("websocket handshake with %s: %w", u, err)
+	}
+	_ = c.Disconnect(ctx) // best effort
+	return nil
+}
+
+func (r *runner) handshake(ctx context.Context, c conn) error {
 	err := c.Handshake(ctx)
 	if err == nil {
 		r.handshakes.Add(1)
@@ -196,8 +250,10 @@ func (r *runner) subscriber(ctx context.Context, i int, sem chan struct{}, ready
 		names[k] = ChannelName(ch)
 	}
 	tr := NewSubTracker(chans, r.cfg.Publishers)
-	c := r.newClient()
-	c.OnDeliver = func(m *Msg) { r.deliver(tr, m, c.RecvAt) }
+	c := r.newConn(func(m *Msg, at time.Time) { r.deliver(tr, m, at) })
+	// Close waits for a WebSocket's reader, the tracker's only writer,
+	// so tr is complete once the subscriber has returned.
+	defer c.Close()
 	setup := func() error {
 		if err := r.handshake(ctx, c); err != nil {
 			return err
@@ -218,7 +274,7 @@ func (r *runner) subscriber(ctx context.Context, i int, sem chan struct{}, ready
 		return
 	}
 	ready(tr, nil)
-	defer func() { r.keepID(c.ID) }()
+	defer func() { r.keepID(c.ClientID()) }()
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		_, err := c.Connect(ctx)
@@ -229,8 +285,8 @@ func (r *runner) subscriber(ctx context.Context, i int, sem chan struct{}, ready
 		switch {
 		case err == nil:
 			backoff = 50 * time.Millisecond
-			if c.Interval > 0 {
-				sleepCtx(ctx, c.Interval)
+			if d := c.ConnectInterval(); d > 0 {
+				sleepCtx(ctx, d)
 			}
 			continue
 		case errors.Is(err, ErrRehandshake):
@@ -278,20 +334,22 @@ func (r *runner) deliver(tr *SubTracker, m *Msg, at time.Time) {
 }
 
 // publisherConnect keeps a publisher's session alive with a connect loop
-// as a real client would (servers expire sessions that stop connecting).
-func (r *runner) publisherConnect(ctx context.Context, s *session) {
-	c := r.newClient()
+// on c as a real client would (servers expire sessions that stop
+// connecting). Over long-polling c is a client of its own sharing the
+// session; over WebSocket it is the publisher's client, whose socket
+// carries both.
+func (r *runner) publisherConnect(ctx context.Context, s *session, c conn) {
 	for ctx.Err() == nil {
 		id := s.get()
-		c.ID = id
+		c.SetClientID(id)
 		_, err := c.Connect(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		switch {
 		case err == nil:
-			if c.Interval > 0 {
-				sleepCtx(ctx, c.Interval)
+			if d := c.ConnectInterval(); d > 0 {
+				sleepCtx(ctx, d)
 			}
 		case errors.Is(err, ErrRehandshake):
 			r.rehand.Add(1)
@@ -310,7 +368,7 @@ func (r *runner) publisherConnect(ctx context.Context, s *session) {
 
 // publisher j publishes until the measured window ends, the budget is
 // spent or ctx ends.
-func (r *runner) publisher(ctx context.Context, j int, c *Client, s *session, log *PubLog) {
+func (r *runner) publisher(ctx context.Context, j int, c conn, s *session, log *PubLog) {
 	cfg := &r.cfg
 	tl := r.tl.Load()
 	var interval time.Duration
@@ -354,7 +412,7 @@ func (r *runner) publisher(ctx context.Context, j int, c *Client, s *session, lo
 			seq++
 		}
 		id := s.get()
-		c.ID = id
+		c.SetClientID(id)
 		sentAt := time.Now()
 		acked, err := c.Publish(ctx, ps, cfg.Size)
 		if sentAt.After(tl.measStart) && sentAt.Before(tl.measEnd) && err == nil {
@@ -511,10 +569,17 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 	pubCtx, stopPubs := context.WithCancel(ctx)
 	defer stopPubs()
 	logs := make([]*PubLog, cfg.Publishers)
-	clients := make([]*Client, cfg.Publishers)
+	clients := make([]conn, cfg.Publishers)
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
 	sessions := make([]*session, cfg.Publishers)
 	for j := range cfg.Publishers {
-		c := r.newClient()
+		c := r.newConn(nil)
 		var err error
 		for range 3 {
 			if err = r.handshake(ctx, c); err == nil {
@@ -522,18 +587,26 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 			}
 		}
 		if err != nil {
+			c.Close()
 			stopSubs()
 			subsWG.Wait()
 			return nil, fmt.Errorf("publisher handshake: %w", err)
 		}
 		clients[j], logs[j], sessions[j] = c, &PubLog{}, &session{}
-		id := c.ID
+		id := c.ClientID()
 		sessions[j].id.Store(&id)
 	}
 	var connWG sync.WaitGroup
 	for j := range cfg.Publishers {
 		connWG.Add(1)
-		go func() { defer connWG.Done(); r.publisherConnect(subCtx, sessions[j]) }()
+		go func() {
+			defer connWG.Done()
+			c := clients[j] // one socket per WebSocket client
+			if r.cfg.Transport != TransportWebSocket {
+				c = r.newConn(nil)
+			}
+			r.publisherConnect(subCtx, sessions[j], c)
+		}()
 	}
 
 	tl := r.setTimes(cfg.Warmup)
@@ -692,9 +765,10 @@ func (r *runner) disconnectAll() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := r.newClient()
+			c := r.newConn(nil)
+			defer c.Close()
 			for id := range ids {
-				c.ID = id
+				c.SetClientID(id)
 				_ = c.Disconnect(ctx) // best effort: the session may be gone already
 			}
 		}()
@@ -786,7 +860,11 @@ func (r *runner) runChurn(ctx context.Context) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := r.newClient()
+			// Over WebSocket a worker runs its sessions one after the
+			// other on one socket, as long-polling workers reuse
+			// keep-alive connections.
+			c := r.newConn(nil)
+			defer c.Close()
 			chans := []string{ChannelName(w % cfg.Channels)}
 			for ctx.Err() == nil && time.Now().Before(tl.measEnd) {
 				if r.budget.Add(-1) < 0 {
