@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"github.com/bayeuxhub/bayeuxhub/protocol"
+
 	"errors"
 	"fmt"
 	"regexp"
@@ -21,27 +23,6 @@ var nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,31}$`)
 
 // errWildcard is returned for a publish to a wildcard pattern.
 var errWildcard = errors.New("wildcards are for subscriptions, not publishes")
-
-// subjectSafe marks the bytes that pass unescaped from a channel segment
-// into a subject token: the Bayeux token grammar (alphanum and
-// "-_!~()$@"). Everything else, '%' included, becomes %XX, so the mapping
-// is one to one and never yields '.', '*', '>', white space or an empty
-// token.
-var subjectSafe = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-_!~()$@" {
-		t[c] = true
-	}
-	return t
-}()
 
 const upperHex = "0123456789ABCDEF"
 
@@ -80,7 +61,7 @@ func appendSubject(buf []byte, channel string, pattern bool) ([]byte, error) {
 		default:
 			for i := 0; i < len(seg); i++ {
 				c := seg[i]
-				if subjectSafe[c] {
+				if protocol.IsTokenChar(c) { // the Bayeux token grammar passes unescaped; everything else, % included, becomes %XX
 					buf = append(buf, c)
 				} else {
 					buf = append(buf, '%', upperHex[c>>4], upperHex[c&0xf])

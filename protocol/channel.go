@@ -69,6 +69,10 @@ func IsMeta(name string) bool { return strings.HasPrefix(name, metaPrefix) }
 // IsService reports whether name lies in the /service/ space.
 func IsService(name string) bool { return strings.HasPrefix(name, servicePrefix) }
 
+// IsTokenChar reports whether c may appear in a channel segment: the spec's
+// alphanum and mark characters ("-" "_" "!" "~" "(" ")" "$" "@").
+func IsTokenChar(c byte) bool { return tokenChar[c] }
+
 // isToken reports whether s is a spec "token": one or more of alphanum or mark
 // ("-" "_" "!" "~" "(" ")" "$" "@").
 func isToken(s string) bool {
