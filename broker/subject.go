@@ -1,12 +1,12 @@
 package broker
 
 import (
-	"github.com/bayeuxhub/bayeuxhub/protocol"
-
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
 // DefaultSubjectPrefix is the first token(s) of every NATS subject the
