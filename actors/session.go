@@ -29,8 +29,8 @@ const (
 )
 
 // subscription is one channel name or pattern a session is subscribed to.
-// A session's subscriptions are kept in the order they were made: a
-// delivery is accepted only through the oldest matching one.
+// A session's subscriptions are kept in the order they were made; a local
+// client's delivery goes to the sink of the oldest matching one.
 type subscription struct {
 	pattern  string
 	wildcard bool // pattern ends in /* or /**
