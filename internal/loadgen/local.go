@@ -161,22 +161,7 @@ func (r *runner) runLocal(ctx context.Context) (*Result, error) {
 	case <-ctx.Done():
 	}
 	<-pubsDone
-	drainStart := time.Now()
-	last, lastChange := r.delivered.Load(), time.Now()
-	for time.Since(drainStart) < cfg.Drain && ctx.Err() == nil {
-		d := r.delivered.Load()
-		if d >= r.expected.Load() {
-			break
-		}
-		if d != last {
-			last, lastChange = d, time.Now()
-		} else if time.Since(lastChange) > 2*time.Second {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	res.DrainSeconds = time.Since(drainStart).Seconds()
-	res.DrainTimedOut = r.delivered.Load() < r.expected.Load() && time.Since(drainStart) >= cfg.Drain
+	r.drain(ctx, res, cfg.Drain)
 	d1 := s1
 	if early {
 		// Deliveries of a bounded run are measured until they drained.

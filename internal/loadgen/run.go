@@ -647,23 +647,7 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 		return nil, ctx.Err()
 	}
 
-	// Drain: wait for outstanding deliveries.
-	drainStart := time.Now()
-	last, lastChange := r.delivered.Load(), time.Now()
-	for time.Since(drainStart) < cfg.Drain {
-		d := r.delivered.Load()
-		if d >= r.expected.Load() {
-			break
-		}
-		if d != last {
-			last, lastChange = d, time.Now()
-		} else if time.Since(lastChange) > 2*time.Second {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	res.DrainSeconds = time.Since(drainStart).Seconds()
-	res.DrainTimedOut = r.delivered.Load() < r.expected.Load() && time.Since(drainStart) >= cfg.Drain
+	r.drain(ctx, res, cfg.Drain)
 	d1 := s1
 	if early {
 		// Deliveries of a bounded run are measured until they drained.
@@ -699,6 +683,28 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 	r.fill(res, s0, s1)
 	r.fillDelivery(res, s0, d1)
 	return res, nil
+}
+
+// drain waits, up to limit or until ctx ends, for the deliveries still
+// outstanding after publishing stopped; it gives up early when nothing has
+// arrived for 2 s. It records how long it took and whether it ran out.
+func (r *runner) drain(ctx context.Context, res *Result, limit time.Duration) {
+	start := time.Now()
+	last, lastChange := r.delivered.Load(), time.Now()
+	for time.Since(start) < limit && ctx.Err() == nil {
+		d := r.delivered.Load()
+		if d >= r.expected.Load() {
+			break
+		}
+		if d != last {
+			last, lastChange = d, time.Now()
+		} else if time.Since(lastChange) > 2*time.Second {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res.DrainSeconds = time.Since(start).Seconds()
+	res.DrainTimedOut = r.delivered.Load() < r.expected.Load() && time.Since(start) >= limit
 }
 
 // fill completes the common fields of res from the window snapshots.
