@@ -45,24 +45,32 @@ type interopResult struct {
 	Line       string   `json:"-"` // the raw JSON line
 }
 
-func TestInterop(t *testing.T) {
+// interopNode returns the test/interop folder and the node binary, skipping
+// the test when the npm packages are not installed, unless CI is set: CI
+// must run the interop suites.
+func interopNode(t *testing.T) (dir, node string) {
+	t.Helper()
 	dir, err := filepath.Abs("interop")
 	if err != nil {
 		t.Fatal(err)
 	}
-	inCI := os.Getenv("CI") != ""
 	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
 		msg := "test/interop/node_modules missing (" + err.Error() + "); run: npm ci --prefix test/interop"
-		if !inCI {
+		if os.Getenv("CI") == "" {
 			t.Skip(msg)
 		}
 		t.Fatal("CI is set: " + msg)
 	}
-	node, err := exec.LookPath("node")
+	node, err = exec.LookPath("node")
 	if err != nil {
 		// node_modules exists, so Node was meant to be available.
 		t.Fatalf("node not found in PATH: %v", err)
 	}
+	return dir, node
+}
+
+func TestInterop(t *testing.T) {
+	dir, node := interopNode(t)
 
 	for _, scenario := range interopScenarios {
 		t.Run(scenario, func(t *testing.T) {

@@ -22,7 +22,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,21 +36,7 @@ import (
 var wsInteropScenarios = []string{"exchange", "reconnect"}
 
 func TestInteropWebSocket(t *testing.T) {
-	dir, err := filepath.Abs("interop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
-		msg := "test/interop/node_modules missing (" + err.Error() + "); run: npm ci --prefix test/interop"
-		if os.Getenv("CI") == "" {
-			t.Skip(msg)
-		}
-		t.Fatal("CI is set: " + msg)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node not found in PATH: %v", err)
-	}
+	dir, node := interopNode(t)
 	for _, scenario := range wsInteropScenarios {
 		t.Run(scenario, func(t *testing.T) {
 			target := strings.TrimPrefix(interopStartServer(t), "http://")
@@ -262,21 +247,7 @@ func (p *wsProxy) upgrades() struct{ before, after int } {
 // must use websocket when the server offers it, and long-polling when the
 // server does not offer it or when the upgrade fails.
 func TestBayeuxHubJSTransport(t *testing.T) {
-	dir, err := filepath.Abs("interop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
-		msg := "test/interop/node_modules missing (" + err.Error() + "); run: npm ci --prefix test/interop"
-		if os.Getenv("CI") == "" {
-			t.Skip(msg)
-		}
-		t.Fatal("CI is set: " + msg)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node not found in PATH: %v", err)
-	}
+	dir, node := interopNode(t)
 	for _, tc := range []struct {
 		name string
 		cfg  server.Config
