@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -544,27 +543,6 @@ func (s *session) publishMsg(ctx actor.Context, j *job, m *protocol.Message) {
 	s.reply(j, r)
 }
 
-// serviceMsg runs a /service handler; its replies go to this client only:
-// in this response, or, for a client using the ack extension (which takes
-// every message through /meta/connect), in its next connect.
-func (s *session) serviceMsg(ctx actor.Context, j *job, m *protocol.Message) {
-	replies, err := s.hub.callService(s.client, m)
-	if err != nil {
-		s.fail(j, m, err)
-		return
-	}
-	r := protocol.ReplyTo(m)
-	r.Successful = true
-	s.reply(j, r)
-	if s.ref.ack {
-		for _, w := range replies {
-			s.enqueue(ctx, w)
-		}
-		return
-	}
-	j.out = append(j.out, replies...)
-}
-
 // startLocal begins a local client's subscribe or unsubscribe.
 func (s *session) startLocal(ctx actor.Context, j *job) {
 	l := j.loc
@@ -632,23 +610,4 @@ func (s *session) stopping(ctx actor.Context) {
 	}
 	s.hub.stats.queued.Add(-int64(len(s.queue)))
 	s.queue = nil
-}
-
-// marshalReply encodes a service reply as a delivery to the caller.
-func marshalReply(m *protocol.Message, r ServiceReply) ([]byte, error) {
-	ch := r.Channel
-	if ch == "" {
-		ch = m.Channel
-	}
-	var data []byte
-	switch d := r.Data.(type) {
-	case json.RawMessage:
-		data = d
-	default:
-		var err error
-		if data, err = json.Marshal(d); err != nil {
-			return nil, fmt.Errorf("encode reply data: %w", err)
-		}
-	}
-	return protocol.AppendDelivery(nil, ch, data, m.ID, nil), nil
 }
