@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -54,9 +55,12 @@ type Push struct {
 	Data     any // encoded as JSON; a json.RawMessage is sent as it is
 }
 
-// Disconnect ends a client's session (Perl: client_disconnect).
+// Disconnect ends a client's session (Perl: client_disconnect); see
+// Hub.Disconnect.
 type Disconnect struct {
 	ClientID string
+	// NoReconnect tells the client not to come back (see NoReconnect).
+	NoReconnect bool
 }
 
 // Result answers an API message that was sent with a sender.
@@ -77,16 +81,21 @@ func (h *Hub) SessionPID(clientID string) (*actor.PID, bool) {
 }
 
 // Push sends a message to one client only (Perl: client_push).
-// A client held by another node is reached through the broker.
+// A client held by another node is reached through the broker. The
+// channel must be a channel name (not a pattern or a /meta channel) and
+// data must encode as JSON; the *Push actor message, sent to the hub or
+// straight to the session, is checked the same way.
 func (h *Hub) Push(clientID, channel string, data any) error {
-	if _, err := protocol.ParseChannel(channel); err != nil {
-		return fmt.Errorf("push to %s on %s: %w", clientID, channel, err)
-	}
 	return h.push(h.root, &Push{ClientID: clientID, Channel: channel, Data: data})
 }
 
-// push sends p to the client's session, here or on its node.
+// push checks p and sends it to the client's session, here or on its node.
 func (h *Hub) push(sender actor.SenderContext, p *Push) error {
+	raw, err := checkPush(p.Channel, p.Data)
+	if err != nil {
+		return fmt.Errorf("push to %s on %s: %w", p.ClientID, p.Channel, err)
+	}
+	p = &Push{ClientID: p.ClientID, Channel: p.Channel, Data: raw}
 	if ref := h.lookupSession(p.ClientID); ref != nil {
 		sender.Send(ref.pid, p)
 		return nil
@@ -100,16 +109,64 @@ func (h *Hub) push(sender actor.SenderContext, p *Push) error {
 	return fmt.Errorf("push to %s: %w", p.ClientID, ErrUnknownClient)
 }
 
-// Disconnect ends a client's session, remote or local (Perl:
-// client_disconnect). A held /meta/connect is answered with advice to
-// re-handshake.
-func (h *Hub) Disconnect(clientID string) error {
-	ref := h.lookupSession(clientID)
-	if ref == nil {
-		return fmt.Errorf("disconnect %s: %w", clientID, ErrUnknownClient)
+// checkPush validates a push's channel and encodes its data.
+func checkPush(channel string, data any) (json.RawMessage, error) {
+	kind, err := protocol.ParseChannel(channel)
+	switch {
+	case err != nil:
+		return nil, err
+	case kind == protocol.KindWildcard:
+		return nil, &protocol.Error{Code: protocol.CodeInvalidChannel, Args: []string{channel}, Message: "Cannot push to a wildcard channel"}
+	case kind == protocol.KindMeta:
+		return nil, protocol.ErrDenied(channel, "Push to /meta channels denied")
 	}
-	h.root.Poison(ref.pid)
-	return nil
+	return encodeJSON(data)
+}
+
+// DisconnectOption changes how Disconnect and DisconnectUser end a
+// session.
+type DisconnectOption func(*kick)
+
+// NoReconnect tells the client not to come back: its held /meta/connect
+// (and its next request) is answered with 403 "Disconnected by the server"
+// and advice reconnect "none", which standard clients obey. Without it the
+// client is told to handshake again (a 402 with advice "handshake"), as
+// the Perl module's client_disconnect did.
+func NoReconnect() DisconnectOption { return func(k *kick) { k.noReconnect = true } }
+
+// kick asks a session to end (Disconnect).
+type kick struct{ noReconnect bool }
+
+func newKick(opts []DisconnectOption) *kick {
+	k := &kick{}
+	for _, o := range opts {
+		o(k)
+	}
+	return k
+}
+
+// Disconnect ends a client's session, remote or local, on this node or, with
+// a broker, on the node that holds it (Perl: client_disconnect). Messages
+// already sent to the session are handled first.
+func (h *Hub) Disconnect(clientID string, opts ...DisconnectOption) error {
+	k := newKick(opts)
+	if ref := h.lookupSession(clientID); ref != nil {
+		h.root.Send(ref.pid, k)
+		return nil
+	}
+	if node := nodeOf(clientID); h.opts.Broker != nil && node != "" && node != h.opts.NodeName {
+		n := 0
+		body, _ := json.Marshal(clientKick{ClientID: clientID, NoReconnect: k.noReconnect})
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultClusterTimeout)
+		defer cancel()
+		if _, err := h.askCluster(ctx, queryDisconnectClient, body, countInto(&n)); err != nil {
+			return fmt.Errorf("disconnect %s: %w", clientID, err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("disconnect %s: %w", clientID, ErrUnknownClient)
 }
 
 // handleAPI serves the API messages on the hub actor. It reports whether
@@ -152,13 +209,11 @@ func (a *hubActor) handleAPI(ctx actor.Context, msg any) bool {
 	case *Push:
 		respond(m.ClientID, m.Channel, h.push(ctx, m))
 	case *Disconnect:
-		ref := h.lookupSession(m.ClientID)
-		if ref == nil {
-			respond(m.ClientID, "", fmt.Errorf("disconnect: %w", ErrUnknownClient))
-			return true
+		var opts []DisconnectOption
+		if m.NoReconnect {
+			opts = append(opts, NoReconnect())
 		}
-		ctx.Poison(ref.pid)
-		respond(m.ClientID, "", nil)
+		respond(m.ClientID, "", h.Disconnect(m.ClientID, opts...))
 	default:
 		return false
 	}
@@ -174,20 +229,7 @@ type forLocal struct {
 	replyTo  *actor.PID
 }
 
-// pushJSONFor encodes a Push for a remote client.
-func pushWire(p *Push) ([]byte, error) {
-	data, err := encodeJSON(p.Data)
-	if err != nil {
-		return nil, fmt.Errorf("push on %s: %w", p.Channel, err)
-	}
-	return protocol.AppendDelivery(nil, p.Channel, data, nil, nil), nil
-}
-
-// pushMessage builds the *Message a local client gets for a Push.
-func pushMessage(p *Push) (*Message, error) {
-	data, err := encodeJSON(p.Data)
-	if err != nil {
-		return nil, fmt.Errorf("push on %s: %w", p.Channel, err)
-	}
-	return &Message{Channel: p.Channel, Data: json.RawMessage(data)}, nil
+// pushWire encodes a checked Push for a remote client.
+func pushWire(p *Push) []byte {
+	return protocol.AppendDelivery(nil, p.Channel, p.Data.(json.RawMessage), nil, nil)
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -30,6 +31,12 @@ type Broker interface {
 	Unsubscribe(pattern string) error
 	// Push sends a push to the node named node, which holds p.ClientID.
 	Push(node string, p *Push) error
+	// Query asks every other node op (with body, both opaque to the
+	// broker) and returns their answers, waiting until each node known to
+	// be alive has answered or ctx ends; missing names the nodes known to
+	// be alive that did not answer in time. The hub uses it for its
+	// cluster-wide listings and per-user operations (see ListSessions).
+	Query(ctx context.Context, op string, body []byte) (answers []NodeAnswer, missing []string, err error)
 	// Close leaves the cluster; the hub calls it at Shutdown.
 	Close() error
 }
@@ -42,6 +49,16 @@ type BrokerInbox interface {
 	Deliver(m *Message)
 	// Push delivers a client push for a client held by this node.
 	Push(p *Push)
+	// Answer answers another node's Query; it does not block for long.
+	Answer(op string, body []byte) ([]byte, error)
+}
+
+// NodeAnswer is one node's answer to a Broker.Query: its body, or the
+// error it reported.
+type NodeAnswer struct {
+	Node string
+	Body []byte
+	Err  string
 }
 
 // nodeName is what a node name may look like: it becomes the prefix of the
@@ -68,6 +85,8 @@ func (in hubInbox) Deliver(m *Message) {
 	m.fromBroker = true
 	in.h.routeLocal(in.h.root, m)
 }
+
+func (in hubInbox) Answer(op string, body []byte) ([]byte, error) { return in.h.answer(op, body) }
 
 func (in hubInbox) Push(p *Push) {
 	if ref := in.h.lookupSession(p.ClientID); ref != nil {

@@ -107,6 +107,7 @@ func (c *channelActor) add(pid *actor.PID) {
 	c.index[pid.Id] = c.n
 	c.n++
 	c.live++
+	c.entry.live.Store(int64(c.live))
 	c.dirty = true
 }
 
@@ -118,6 +119,7 @@ func (c *channelActor) remove(pid *actor.PID) bool {
 	c.slots[i].Store(nil)
 	delete(c.index, pid.Id)
 	c.live--
+	c.entry.live.Store(int64(c.live))
 	c.dirty = true
 	if c.n > 64 && c.live < c.n/4 {
 		c.rebuild(2 * c.live)

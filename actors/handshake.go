@@ -1,16 +1,21 @@
 package actors
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/bayeuxhub/bayeuxhub/acl"
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
-// handshake creates a session for a remote client.
-func (h *Hub) handshake(m *protocol.Message, remoteAddr string) []byte {
+// handshake creates a session for a remote client, once the client has
+// shown who it is (identify) and MessageACL has allowed it.
+func (h *Hub) handshake(m *protocol.Message, req *RemoteRequest) []byte {
 	r := protocol.ReplyTo(m)
 	r.Version = protocol.Version
 	r.SupportedConnectionTypes = h.opts.ConnectionTypes
@@ -28,12 +33,18 @@ func (h *Hub) handshake(m *protocol.Message, remoteAddr string) []byte {
 		e := &protocol.Error{Code: protocol.CodeUnsupported, Args: m.SupportedConnectionTypes, Message: "No common connection type", Advice: none}
 		return r.Fail(e).AppendJSON(nil)
 	}
-	c := &Client{ID: h.newClientID(), RemoteAddr: remoteAddr, Flags: map[string]any{}}
+	c := &Client{ID: h.newClientID(), RemoteAddr: req.RemoteAddr, Flags: map[string]any{}}
+	id, sub, expires, perr := h.identify(m, req, c.ID)
+	if perr != nil {
+		return r.Fail(perr).AppendJSON(nil)
+	}
+	c.UserID, c.Info = id.UserID, id.Info
 	if err := h.authorize(c, m); err != nil {
 		err.Advice = none
+		h.refuse(actionHandshake, "", refusedByACL, c.ID, err)
 		return r.Fail(err).AppendJSON(nil)
 	}
-	ip := hostOf(remoteAddr)
+	ip := hostOf(req.RemoteAddr)
 	if !h.takeIPSlot(ip) {
 		e := &protocol.Error{Code: protocol.CodeDenied, Args: []string{ip}, Message: "Too many sessions from this address",
 			Advice: &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Int(10000)}}
@@ -41,6 +52,7 @@ func (h *Hub) handshake(m *protocol.Message, remoteAddr string) []byte {
 	}
 	ref := newSessionRef(c.ID, false, ip)
 	ref.ack = wantsAck(m.Ext)
+	ref.subject, ref.info, ref.expires, ref.remote = sub, id.Info, expires, req.RemoteAddr
 	if err := h.spawnSession(ref, c); err != nil {
 		h.releaseIPSlot(ip)
 		h.log.Error().Err(err).Msg("spawn session")
@@ -55,6 +67,103 @@ func (h *Hub) handshake(m *protocol.Message, remoteAddr string) []byte {
 		r.Ext = json.RawMessage(`{"ack":true}`)
 	}
 	return r.AppendJSON(make([]byte, 0, 256))
+}
+
+// identify establishes who a handshaking client is: its token, verified by
+// Options.Authenticator, then Options.HandshakeHook, which may name or
+// rename the user; Options.RequireUser then refuses one that is still
+// anonymous. It returns the identity, its subject for the channel rules
+// and when the session must end.
+func (h *Hub) identify(m *protocol.Message, req *RemoteRequest, clientID string) (*Identity, acl.Subject, time.Time, *protocol.Error) {
+	var (
+		sub acl.Subject
+		id  = &Identity{}
+	)
+	fail := func(reason string, err *protocol.Error) (*Identity, acl.Subject, time.Time, *protocol.Error) {
+		return nil, sub, time.Time{}, h.refuse(actionHandshake, "", reason, clientID, err)
+	}
+	token, err := tokenOf(m.Ext, req.Header)
+	if err != nil {
+		return fail(refusedBadToken, protocol.ErrAuthenticationFailed(err.Error()))
+	}
+	if token != "" && h.opts.Authenticator != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), h.opts.AuthTimeout)
+		got, err := h.opts.Authenticator.Authenticate(ctx, token)
+		cancel()
+		if err != nil {
+			return fail(refusedBadToken, protocol.ErrAuthenticationFailed(err.Error()))
+		}
+		if got != nil {
+			id = got
+		}
+	}
+	if hook := h.opts.HandshakeHook; hook != nil {
+		res, err := h.callHook(hook, &HookRequest{Event: HookHandshake, ClientID: clientID, UserID: id.UserID, Info: id.Info,
+			Ext: m.Ext, RemoteAddr: req.RemoteAddr, Header: req.Header})
+		if err != nil {
+			e := h.hookError(actionHandshake, "", clientID, "", err)
+			if e.Advice == nil {
+				e.Advice = &protocol.Advice{Reconnect: protocol.ReconnectNone}
+				if e.Code == protocol.CodeServiceUnavailable { // the backend may be back soon
+					e.Advice = &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Int(5000)}
+				}
+			}
+			return nil, sub, time.Time{}, e
+		}
+		if res != nil {
+			merged := *id
+			if res.UserID != "" {
+				merged.UserID = res.UserID
+			}
+			if res.Info != nil {
+				merged.Info = res.Info
+			}
+			if res.Channels != nil {
+				merged.Channels = res.Channels
+			}
+			id = &merged
+		}
+	}
+	if id.UserID == "" && h.opts.RequireUser {
+		return fail(refusedAnonymous, protocol.ErrAuthenticationRequired())
+	}
+	grants, err := acl.NewGrants(id.Channels)
+	if err != nil {
+		return fail(refusedBadToken, protocol.ErrAuthenticationFailed("granted channels: "+err.Error()))
+	}
+	expires, perr := expiry(id, time.Now())
+	if perr != nil {
+		return fail(refusedBadToken, perr)
+	}
+	return id, acl.Subject{UserID: id.UserID, Grants: grants}, expires, nil
+}
+
+// tokenOf returns the token a handshake carries: ext.auth.token, or else
+// the HTTP request's Authorization: Bearer header; "" when there is none.
+func tokenOf(ext json.RawMessage, header http.Header) (string, error) {
+	if len(ext) > 0 {
+		var e struct {
+			Auth *struct {
+				Token json.RawMessage `json:"token"`
+			} `json:"auth"`
+		}
+		if json.Unmarshal(ext, &e) == nil && e.Auth != nil && len(e.Auth.Token) > 0 && string(e.Auth.Token) != "null" {
+			var token string
+			if json.Unmarshal(e.Auth.Token, &token) != nil {
+				return "", errors.New("ext.auth.token must be a string")
+			}
+			if token != "" {
+				return token, nil
+			}
+		}
+	}
+	if v := header.Get("Authorization"); v != "" {
+		scheme, token, ok := strings.Cut(v, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(token), nil
+		}
+	}
+	return "", nil
 }
 
 func (h *Hub) commonType(types []string) bool {

@@ -29,7 +29,8 @@ type Hub struct {
 	pid        *actor.PID // the hub actor, named opts.Alias
 	supervisor *actor.PID
 
-	sessions sync.Map // client id -> *sessionRef
+	sessions sync.Map  // client id -> *sessionRef
+	users    userIndex // user id -> its sessions on this node
 
 	chanMu   sync.RWMutex
 	channels map[string]*channelEntry // pattern -> channel; written by the hub actor only
@@ -47,8 +48,9 @@ type Hub struct {
 	browserMu   sync.Mutex
 	browserHeld map[string]int // held connects by BAYEUX_BROWSER id
 
-	stats hubStats
-	start time.Time
+	stats    hubStats
+	refusals refusals
+	start    time.Time
 }
 
 type hubStats struct {
@@ -62,6 +64,7 @@ type hubStats struct {
 	overflows    atomic.Uint64
 	dropped      atomic.Uint64
 	brokerErrors atomic.Uint64
+	expired      atomic.Uint64
 }
 
 // Stats is a snapshot of a hub's counters.
@@ -78,15 +81,23 @@ type Stats struct {
 	// BrokerErrors counts publishes and subscription changes the broker
 	// could not pass on (other nodes missed them).
 	BrokerErrors uint64
-	Uptime       time.Duration // time since Start
+	// Expired counts sessions ended because their token expired.
+	Expired uint64
+	// Refusals counts refused handshakes, subscribes and publishes by
+	// action, channel rule and reason.
+	Refusals []Refusal
+	Uptime   time.Duration // time since Start
 }
 
 // Start spawns a hub in system: the hub actor (named opts.Alias), its
 // supervisor and, later, its channel and session actors. Stop it with
 // Shutdown; the actor system stays the caller's.
 func Start(system *actor.ActorSystem, opts Options) (*Hub, error) {
-	opts = opts.withDefaults()
-	if err := opts.validate(); err != nil {
+	opts, err := opts.withDefaults()
+	if err == nil {
+		err = opts.validate()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("bayeuxhub: %w", err)
 	}
 	h := &Hub{
@@ -129,6 +140,13 @@ func (h *Hub) PID() *actor.PID { return h.pid }
 // System returns the actor system the hub runs in.
 func (h *Hub) System() *actor.ActorSystem { return h.system }
 
+// NodeName returns the name of this node (Options.NodeName).
+func (h *Hub) NodeName() string { return h.opts.NodeName }
+
+// Draining reports whether Drain or Shutdown has begun: new publishes and
+// handshakes are refused.
+func (h *Hub) Draining() bool { return h.draining.Load() }
+
 // PollTimeout returns the configured /meta/connect hold time.
 func (h *Hub) PollTimeout() time.Duration { return h.opts.PollTimeout }
 
@@ -145,6 +163,8 @@ func (h *Hub) Stats() Stats {
 		Overflows:    h.stats.overflows.Load(),
 		Dropped:      h.stats.dropped.Load(),
 		BrokerErrors: h.stats.brokerErrors.Load(),
+		Expired:      h.stats.expired.Load(),
+		Refusals:     h.refusals.snapshot(),
 		Uptime:       time.Since(h.start),
 	}
 }
@@ -243,6 +263,7 @@ func (h *Hub) decide(kind string) actor.DeciderFunc {
 type channelEntry struct {
 	pid  *actor.PID
 	subs atomic.Pointer[subList]
+	live atomic.Int64 // subscribers, for listings
 }
 
 // route delivers m to every session subscribed to its channel through a

@@ -145,12 +145,12 @@ func (h *Hub) newLocalMessage(channel string, data any, opts []PublishOption) (*
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", channel, err)
 	}
+	if err := CheckPublishChannel(channel); err != nil {
+		return nil, err
+	}
 	m, perr := h.checkPublish(&protocol.Message{Channel: channel, Data: raw})
 	if perr != nil {
 		return nil, fmt.Errorf("publish %s: %w", channel, perr)
-	}
-	if protocol.IsService(channel) {
-		return nil, fmt.Errorf("publish %s: service channels answer remote clients only", channel)
 	}
 	for _, o := range opts {
 		if err := o(m); err != nil {

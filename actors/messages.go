@@ -2,9 +2,11 @@ package actors
 
 import (
 	"encoding/json"
+	"net/http"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
@@ -45,6 +47,7 @@ func (m *Message) wireJSON() []byte {
 type remoteBatch struct {
 	msgs    []*protocol.Message
 	browser string              // BAYEUX_BROWSER id of the request, or ""
+	header  http.Header         // the request's headers, for hooks
 	push    func([][]byte) bool // the pushing transport of the request, or nil
 	result  chan *batchResult   // buffered(1)
 	// abandoned is set by the session when the request went away; read and
@@ -107,6 +110,9 @@ type channelIdle struct {
 // ---- session self-messages and supervisor ----
 
 type flushNow struct{}
+
+// tokenExpired tells a session that its client's token has expired.
+type tokenExpired struct{}
 
 type pollTimeout struct{ gen uint64 }
 

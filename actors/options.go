@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bayeuxhub/bayeuxhub/protocol"
 	"github.com/rs/zerolog"
+
+	"github.com/bayeuxhub/bayeuxhub/acl"
+	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
 // Defaults for Options, as in the Perl module where it had one.
@@ -21,6 +23,8 @@ const (
 	DefaultMaxSessionsPerIP      = 10000
 	DefaultMultiSessionInterval  = 2 * time.Second
 	DefaultMaxSessionsPerBrowser = 2
+	DefaultAuthTimeout           = 5 * time.Second
+	DefaultHookTimeout           = 5 * time.Second
 )
 
 // QueuePolicy says what a session does when its client falls so far behind
@@ -61,6 +65,36 @@ type Options struct {
 	MessageACL ACLFunc
 	// Callback, when set, is told of every hub event (Perl: Callback).
 	Callback func(Event)
+
+	// Rules are the channel rules: who may subscribe to and publish on
+	// which channels (see package acl). They apply to remote clients; the
+	// server's own publishes (Hub.Publish, local clients, the actor API)
+	// are not subject to them. Nil means acl.Default(): anyone may
+	// subscribe anywhere and publish anywhere but /bayeuxhub/**. MessageACL
+	// runs after them.
+	Rules *acl.Rules
+	// Authenticator verifies the token a client presents at handshake (in
+	// ext.auth.token, or an Authorization: Bearer header); package auth
+	// verifies JWTs. Nil: tokens are not looked at and every client is
+	// anonymous unless HandshakeHook names its user.
+	Authenticator Authenticator
+	// RequireUser refuses handshakes that end without a user id (no valid
+	// token, and no user from HandshakeHook) with 403 "Authentication
+	// required" and advice reconnect "none". False lets anonymous clients
+	// in, subject to the channel rules.
+	RequireUser bool
+	// AuthTimeout bounds Authenticator.Authenticate (default
+	// DefaultAuthTimeout); past it the handshake is refused.
+	AuthTimeout time.Duration
+	// HandshakeHook, SubscribeHook and PublishHook, when set, are asked
+	// about each handshake, subscribe (per channel) and publish of a remote
+	// client, after the channel rules and MessageACL allowed it (package
+	// proxy asks the application's backend over HTTP). A handshake hook
+	// may set the client's user id, info and granted channels.
+	HandshakeHook, SubscribeHook, PublishHook Hook
+	// HookTimeout bounds each hook call (default DefaultHookTimeout); past
+	// it the request is refused with 503.
+	HookTimeout time.Duration
 	// Logger receives the hub's structured logs; nil means no logs.
 	Logger *zerolog.Logger
 
@@ -110,7 +144,14 @@ type Options struct {
 	MultiSessionInterval time.Duration
 }
 
-func (o Options) withDefaults() Options {
+func (o Options) withDefaults() (Options, error) {
+	if o.Rules == nil {
+		rules, err := acl.New(acl.Default())
+		if err != nil {
+			return o, fmt.Errorf("default channel rules: %w", err)
+		}
+		o.Rules = rules
+	}
 	if o.Alias == "" {
 		o.Alias = DefaultAlias
 	}
@@ -142,7 +183,13 @@ func (o Options) withDefaults() Options {
 	if o.MultiSessionInterval <= 0 {
 		o.MultiSessionInterval = DefaultMultiSessionInterval
 	}
-	return o
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = DefaultAuthTimeout
+	}
+	if o.HookTimeout <= 0 {
+		o.HookTimeout = DefaultHookTimeout
+	}
+	return o, nil
 }
 
 // limit turns the zero value into the default and a negative value into
@@ -176,6 +223,12 @@ type Client struct {
 	RemoteAddr string
 	// Local is true for in-process clients.
 	Local bool
+	// UserID is the user the client authenticated as (see Identity); empty
+	// for an anonymous or local client.
+	UserID string
+	// Info is the user's public info from the handshake (see Identity), as
+	// JSON, or nil.
+	Info json.RawMessage
 	// Flags is free for the application, as the Perl module's client flags:
 	// the authorization hook may mark a client authenticated at handshake and
 	// read the mark on later messages. It is only used on the session's own

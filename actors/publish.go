@@ -1,10 +1,17 @@
 package actors
 
-import "github.com/bayeuxhub/bayeuxhub/protocol"
+import (
+	"fmt"
+
+	"github.com/bayeuxhub/bayeuxhub/acl"
+	"github.com/bayeuxhub/bayeuxhub/protocol"
+)
 
 // clientless answers a message without a clientId: an error, or an
-// anonymous publish when the hub allows it.
-func (h *Hub) clientless(m *protocol.Message, remoteAddr string) []byte {
+// anonymous publish when the hub allows it. An anonymous publish goes
+// through the channel rules (as an anonymous client), MessageACL and the
+// publish hook, as a client's publish does.
+func (h *Hub) clientless(m *protocol.Message, req *RemoteRequest) []byte {
 	r := protocol.ReplyTo(m)
 	r.Subscription = m.Subscription.Raw
 	if m.Invalid != nil {
@@ -13,9 +20,14 @@ func (h *Hub) clientless(m *protocol.Message, remoteAddr string) []byte {
 	if !h.opts.AnonPublish || protocol.IsMeta(m.Channel) {
 		return r.Fail(protocol.ErrNoClientID()).AppendJSON(nil)
 	}
-	c := &Client{RemoteAddr: remoteAddr, Flags: map[string]any{}}
+	if _, err := protocol.ParseChannel(m.Channel); err == nil {
+		if _, perr := h.checkRule(acl.Subject{}, acl.Publish, m.Channel, ""); perr != nil {
+			return r.Fail(perr).AppendJSON(nil)
+		}
+	}
+	c := &Client{RemoteAddr: req.RemoteAddr, Flags: map[string]any{}}
 	if err := h.authorize(c, m); err != nil {
-		return r.Fail(err).AppendJSON(nil)
+		return r.Fail(h.refuse(actionPublish, "", refusedByACL, "", err)).AppendJSON(nil)
 	}
 	msg, err := h.checkPublish(m)
 	if err == nil && protocol.IsService(m.Channel) {
@@ -23,6 +35,13 @@ func (h *Hub) clientless(m *protocol.Message, remoteAddr string) []byte {
 	}
 	if err != nil {
 		return r.Fail(err).AppendJSON(nil)
+	}
+	if hook := h.opts.PublishHook; hook != nil {
+		_, herr := h.callHook(hook, &HookRequest{Event: HookPublish, Channel: m.Channel, Data: m.Data, Ext: m.Ext,
+			RemoteAddr: req.RemoteAddr, Header: req.Header})
+		if herr != nil {
+			return r.Fail(h.hookError(actionPublish, "", "", m.Channel, herr)).AppendJSON(nil)
+		}
 	}
 	if !h.allowPublish() {
 		return r.Fail(errDraining()).AppendJSON(nil)
@@ -33,16 +52,13 @@ func (h *Hub) clientless(m *protocol.Message, remoteAddr string) []byte {
 	return r.AppendJSON(nil)
 }
 
-// checkPublish validates a publish and builds the message to route.
+// checkPublish validates a client's publish and builds the message to
+// route.
 func (h *Hub) checkPublish(m *protocol.Message) (*Message, *protocol.Error) {
-	kind, err := protocol.ParseChannel(m.Channel)
+	if err := checkChannel(m.Channel); err != nil {
+		return nil, err
+	}
 	switch {
-	case err != nil:
-		return nil, err.(*protocol.Error)
-	case kind == protocol.KindMeta:
-		return nil, protocol.ErrDenied(m.Channel, "Publish to /meta channels denied")
-	case kind == protocol.KindWildcard:
-		return nil, &protocol.Error{Code: protocol.CodeInvalidChannel, Args: []string{m.Channel}, Message: "Cannot publish to a wildcard channel"}
 	case m.Data == nil:
 		return nil, protocol.ErrBadRequest("Missing data")
 	case h.opts.MaxMessageSize > 0 && len(m.Data)+len(m.Ext) > h.opts.MaxMessageSize:
@@ -50,3 +66,36 @@ func (h *Hub) checkPublish(m *protocol.Message) (*Message, *protocol.Error) {
 	}
 	return &Message{Channel: m.Channel, Data: m.Data, ID: m.ID, Ext: m.Ext}, nil
 }
+
+// checkChannel refuses a publish to a name that is not a channel, to a
+// pattern or to a /meta channel.
+func checkChannel(channel string) *protocol.Error {
+	kind, err := protocol.ParseChannel(channel)
+	switch {
+	case err != nil:
+		return err.(*protocol.Error)
+	case kind == protocol.KindMeta:
+		return protocol.ErrDenied(channel, "Publish to /meta channels denied")
+	case kind == protocol.KindWildcard:
+		return &protocol.Error{Code: protocol.CodeInvalidChannel, Args: []string{channel}, Message: "Cannot publish to a wildcard channel"}
+	}
+	return nil
+}
+
+// CheckPublishChannel reports whether the server may publish on channel
+// (Hub.Publish, LocalClient.Publish, the *Publish actor message): a
+// channel name, not a pattern, a /meta or a /service channel. The error is
+// the one those would return, without publishing.
+func CheckPublishChannel(channel string) error {
+	if err := checkChannel(channel); err != nil {
+		return fmt.Errorf("publish %s: %w", channel, err)
+	}
+	if protocol.IsService(channel) {
+		return fmt.Errorf("publish %s: %w", channel, errServiceChannel)
+	}
+	return nil
+}
+
+// errServiceChannel refuses a server-side publish to a /service channel:
+// services answer remote clients only.
+var errServiceChannel = protocol.ErrDenied("", "Service channels answer remote clients only")

@@ -1,14 +1,18 @@
 package actors
 
 import (
+	"encoding/json"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
+	"github.com/bayeuxhub/bayeuxhub/acl"
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
@@ -54,7 +58,8 @@ type job struct {
 	connect      *protocol.Reply // held-connect reply, when b has a connect
 	connTimeout  time.Duration
 	disconnected bool
-	err          *protocol.Error // a subscribe the hub refused
+	err          *protocol.Error   // a subscribe the hub refused
+	asking       *protocol.Message // the message whose hook answers are awaited
 }
 
 type localJob struct {
@@ -111,6 +116,10 @@ type session struct {
 	flushScheduled bool
 	draining       bool
 	stopAdvice     *protocol.Advice // advice for the held connect when stopping
+	stopErr        *protocol.Error  // the error waiting requests get when stopping; default 402 unknown client
+
+	limiters    map[int]*rate.Limiter // publish rate limits, by channel rule
+	expiryTimer *time.Timer           // ends the session when its token expires
 }
 
 // logger returns the session's logger, made on first use: most sessions
@@ -193,7 +202,30 @@ func (s *session) Receive(ctx actor.Context) {
 			s.answerHeld(true)
 		}
 		ctx.Send(ctx.Parent(), &drained{pid: ctx.Self()})
+	case *kick:
+		if msg.noReconnect {
+			s.stopErr = protocol.ErrDisconnected(s.ref.id)
+			s.stopAdvice = s.stopErr.Advice
+		}
+		s.logger().Debug().Bool("reconnect", !msg.noReconnect).Msg("disconnected by the server")
+		ctx.Stop(ctx.Self())
+	case *hookDone:
+		s.hookDone(ctx, msg)
+	case tokenExpired:
+		s.logger().Info().Msg("token expired: ending the session")
+		s.hub.stats.expired.Add(1)
+		s.stopErr = protocol.ErrTokenExpired(s.ref.id)
+		s.stopAdvice = s.stopErr.Advice
+		ctx.Stop(ctx.Self())
+	case *actor.Started:
+		if !s.ref.expires.IsZero() {
+			self, root := ctx.Self(), s.hub.root
+			s.expiryTimer = time.AfterFunc(time.Until(s.ref.expires), func() { root.Send(self, tokenExpired{}) })
+		}
 	case *actor.Stopping:
+		if s.expiryTimer != nil {
+			s.expiryTimer.Stop()
+		}
 		s.stopping(ctx)
 	}
 }
@@ -267,7 +299,10 @@ func (s *session) fail(j *job, m *protocol.Message, err *protocol.Error) {
 	s.reply(j, r)
 }
 
-// handle processes one message of a remote batch.
+// handle processes one message of a remote batch. Subscribes and
+// publishes go through the channel rules first, then MessageACL (which
+// sees every other message first), then their validation and, last, the
+// application's hooks.
 func (s *session) handle(ctx actor.Context, j *job, m *protocol.Message) {
 	if m.Invalid != nil {
 		s.fail(j, m, m.Invalid)
@@ -277,8 +312,26 @@ func (s *session) handle(ctx actor.Context, j *job, m *protocol.Message) {
 		s.fail(j, m, protocol.ErrUnknownClient(s.ref.id))
 		return
 	}
+	var rule acl.Decision
+	switch m.Channel {
+	case protocol.MetaSubscribe:
+		if err := s.checkSubscribeRules(m.Subscription.Names); err != nil {
+			s.fail(j, m, err)
+			return
+		}
+	case protocol.MetaConnect, protocol.MetaUnsubscribe, protocol.MetaDisconnect, protocol.MetaHandshake:
+	default:
+		if _, err := protocol.ParseChannel(m.Channel); err == nil && !protocol.IsMeta(m.Channel) {
+			d, perr := s.hub.checkRule(s.ref.subject, acl.Publish, m.Channel, s.ref.id)
+			if perr != nil {
+				s.fail(j, m, perr)
+				return
+			}
+			rule = d
+		}
+	}
 	if err := s.hub.authorize(s.client, m); err != nil {
-		s.fail(j, m, err)
+		s.fail(j, m, s.hub.refuse(actionOf(m.Channel), rule.RuleName, refusedByACL, s.ref.id, err))
 		return
 	}
 	switch m.Channel {
@@ -298,8 +351,88 @@ func (s *session) handle(ctx actor.Context, j *job, m *protocol.Message) {
 	case protocol.MetaHandshake:
 		s.fail(j, m, protocol.ErrBadRequest("Handshake must not carry a clientId"))
 	default:
-		s.publishMsg(ctx, j, m)
+		s.publishMsg(ctx, j, m, rule)
 	}
+}
+
+// actionOf names the action of a message on channel, for refusal counts.
+func actionOf(channel string) string {
+	switch channel {
+	case protocol.MetaSubscribe:
+		return actionSubscribe
+	case protocol.MetaHandshake:
+		return actionHandshake
+	}
+	if protocol.IsMeta(channel) {
+		return channel[len("/meta/"):]
+	}
+	return actionPublish
+}
+
+// checkSubscribeRules applies the channel rules to the names of a
+// subscribe; names that are not valid channels are left to the
+// subscribe's own validation, service channels are never recorded.
+func (s *session) checkSubscribeRules(names []string) *protocol.Error {
+	for _, name := range names {
+		kind, err := protocol.ParseChannel(name)
+		if err != nil || kind == protocol.KindMeta || kind == protocol.KindService || protocol.IsMeta(name) {
+			continue
+		}
+		if _, perr := s.hub.checkRule(s.ref.subject, acl.Subscribe, name, s.ref.id); perr != nil {
+			return perr
+		}
+	}
+	return nil
+}
+
+// askHook asks hook about message m of job j, once per channel, on
+// goroutines of their own; the job waits (the session goes on delivering)
+// and continues with then when all allow, or fails m with the first
+// refusal.
+func (s *session) askHook(ctx actor.Context, j *job, m *protocol.Message, hook Hook, base HookRequest, channels []string, rule string, then func()) {
+	w := &hookWait{job: j, msg: m, left: len(channels), then: then}
+	j.waiting += len(channels)
+	j.asking = m
+	base.ClientID, base.UserID, base.Info = s.ref.id, s.ref.subject.UserID, s.ref.info
+	base.Ext, base.RemoteAddr, base.Header = m.Ext, s.ref.remote, j.b.header
+	h, self := s.hub, ctx.Self()
+	action := actionPublish
+	if base.Event == HookSubscribe {
+		action = actionSubscribe
+	}
+	for _, ch := range channels {
+		req := base
+		req.Channel = ch
+		go func() {
+			_, err := h.callHook(hook, &req)
+			var perr *protocol.Error
+			if err != nil {
+				perr = h.hookError(action, rule, req.ClientID, ch, err)
+			}
+			h.root.Send(self, &hookDone{wait: w, err: perr})
+		}()
+	}
+}
+
+// hookDone takes one hook answer for the current job.
+func (s *session) hookDone(ctx actor.Context, d *hookDone) {
+	w := d.wait
+	if s.cur != w.job {
+		return // the job ended (the session is stopping)
+	}
+	if w.err == nil {
+		w.err = d.err
+	}
+	if w.left--; w.left == 0 {
+		w.job.asking = nil
+		if w.err != nil {
+			m := w.msg
+			w.job.after = func() { s.fail(w.job, m, w.err) }
+		} else {
+			w.job.after = w.then
+		}
+	}
+	s.ack(ctx)
 }
 
 // deliver takes a published message routed to this session. It goes to
@@ -340,23 +473,30 @@ func (s *session) matchesWildcard(channel string) bool {
 	return false
 }
 
-// push delivers a Push to this client only.
+// push delivers a Push to this client only. A Push sent straight to the
+// session (Hub.SessionPID) is checked here as Hub.Push checks it, and a
+// sender gets a *Result.
 func (s *session) push(ctx actor.Context, p *Push) {
-	s.hub.emit(Event{Type: EventClientPush, ClientID: s.ref.id, Channel: p.Channel})
-	if !s.client.Local {
-		wire, err := pushWire(p)
-		if err != nil {
-			s.logger().Warn().Err(err).Msg("client push")
-			return
-		}
-		s.enqueue(ctx, wire)
-		return
-	}
-	m, err := pushMessage(p)
+	raw, err := checkPush(p.Channel, p.Data)
 	if err != nil {
-		s.logger().Warn().Err(err).Msg("client push")
+		err = fmt.Errorf("push to %s on %s: %w", s.ref.id, p.Channel, err)
+	} else {
+		p = &Push{ClientID: s.ref.id, Channel: p.Channel, Data: raw}
+		s.hub.emit(Event{Type: EventClientPush, ClientID: s.ref.id, Channel: p.Channel, Data: raw})
+		s.pushChecked(ctx, p)
+	}
+	if ctx.Sender() != nil {
+		ctx.Respond(&Result{ClientID: s.ref.id, Channel: p.Channel, Err: err})
+	}
+}
+
+// pushChecked hands a checked push to the client.
+func (s *session) pushChecked(ctx actor.Context, p *Push) {
+	if !s.client.Local {
+		s.enqueue(ctx, pushWire(p))
 		return
 	}
+	m := &Message{Channel: p.Channel, Data: p.Data.(json.RawMessage)}
 	for _, sub := range s.subs {
 		if sub.state != subPending && protocol.Match(sub.pattern, p.Channel) {
 			s.toSink(ctx, sub.sink, m)
@@ -446,23 +586,34 @@ func (s *session) subscribeMsg(ctx actor.Context, j *job, m *protocol.Message) {
 		s.fail(j, m, err)
 		return
 	}
+	var adds []string
 	for _, name := range names {
-		if protocol.IsService(name) || s.subscribedTo(name) {
+		if protocol.IsService(name) || s.subscribedTo(name) || slices.Contains(adds, name) {
 			continue // service subscriptions are not recorded (spec)
 		}
-		s.addSub(ctx, name, sink{})
-		j.waiting++
+		adds = append(adds, name)
 	}
-	r := protocol.ReplyTo(m)
-	r.ClientID, r.Successful, r.Subscription = s.ref.id, true, m.Subscription.Raw
-	j.after = func() {
-		if j.err != nil {
-			s.fail(j, m, j.err)
-			j.err = nil
-			return
+	subscribe := func() {
+		for _, name := range adds {
+			s.addSub(ctx, name, sink{})
+			j.waiting++
 		}
-		s.reply(j, r)
+		r := protocol.ReplyTo(m)
+		r.ClientID, r.Successful, r.Subscription = s.ref.id, true, m.Subscription.Raw
+		j.after = func() {
+			if j.err != nil {
+				s.fail(j, m, j.err)
+				j.err = nil
+				return
+			}
+			s.reply(j, r)
+		}
 	}
+	if hook := s.hub.opts.SubscribeHook; hook != nil && len(adds) > 0 {
+		s.askHook(ctx, j, m, hook, HookRequest{Event: HookSubscribe}, adds, "", subscribe)
+		return
+	}
+	subscribe()
 }
 
 // checkLimits refuses fresh subscriptions past Options.MaxSubscriptions,
@@ -521,26 +672,61 @@ func (s *session) unsubscribeMsg(ctx actor.Context, j *job, m *protocol.Message)
 	j.after = func() { s.reply(j, r) }
 }
 
-func (s *session) publishMsg(ctx actor.Context, j *job, m *protocol.Message) {
+// publishMsg publishes m for the client, once its rule's rate limit and
+// the publish hook allow it; rule is the channel rule that allowed it.
+func (s *session) publishMsg(ctx actor.Context, j *job, m *protocol.Message, rule acl.Decision) {
 	msg, err := s.hub.checkPublish(m)
 	if err != nil {
 		s.fail(j, m, err)
 		return
 	}
-	if protocol.IsService(m.Channel) {
-		s.serviceMsg(ctx, j, m)
+	if s.rateLimited(rule) {
+		s.fail(j, m, s.hub.refuse(actionPublish, rule.RuleName, refusedByRate, s.ref.id, protocol.ErrRateLimited(m.Channel)))
 		return
 	}
-	msg.ClientID = s.ref.id
-	if !s.hub.allowPublish() {
-		s.fail(j, m, errDraining())
+	publish := func() {
+		if protocol.IsService(m.Channel) {
+			s.serviceMsg(ctx, j, m)
+			return
+		}
+		msg.ClientID = s.ref.id
+		if !s.hub.allowPublish() {
+			s.fail(j, m, errDraining())
+			return
+		}
+		s.hub.route(ctx, msg)
+		s.hub.publishGate.RUnlock()
+		r := protocol.ReplyTo(m)
+		r.Successful = true
+		s.reply(j, r)
+	}
+	if hook := s.hub.opts.PublishHook; hook != nil {
+		s.askHook(ctx, j, m, hook, HookRequest{Event: HookPublish, Data: m.Data}, []string{m.Channel}, rule.RuleName, publish)
 		return
 	}
-	s.hub.route(ctx, msg)
-	s.hub.publishGate.RUnlock()
-	r := protocol.ReplyTo(m)
-	r.Successful = true
-	s.reply(j, r)
+	publish()
+}
+
+// rateLimited reports whether a publish allowed by rule goes over the
+// rule's rate limit for this client, taking a token from its bucket when
+// it does not.
+func (s *session) rateLimited(rule acl.Decision) bool {
+	if rule.Rule < 0 || !rule.Allowed {
+		return false
+	}
+	r := s.hub.opts.Rules.Rule(rule.Rule)
+	if r.PublishRate <= 0 {
+		return false
+	}
+	l := s.limiters[rule.Rule]
+	if l == nil {
+		if s.limiters == nil {
+			s.limiters = make(map[int]*rate.Limiter)
+		}
+		l = rate.NewLimiter(rate.Limit(r.PublishRate), r.PublishBurst)
+		s.limiters[rule.Rule] = l
+	}
+	return !l.Allow()
 }
 
 // startLocal begins a local client's subscribe or unsubscribe.
@@ -575,10 +761,13 @@ func (s *session) startLocal(ctx actor.Context, j *job) {
 
 // stopping answers everything that waits on the session as it ends.
 func (s *session) stopping(ctx actor.Context) {
-	gone := protocol.ErrUnknownClient(s.ref.id)
+	gone := s.stopErr
+	if gone == nil {
+		gone = protocol.ErrUnknownClient(s.ref.id)
+	}
 	if s.held != nil {
 		j := s.unhold()
-		if s.stopAdvice != nil && s.stopAdvice.Reconnect == protocol.ReconnectNone {
+		if s.stopErr == nil && s.stopAdvice != nil && s.stopAdvice.Reconnect == protocol.ReconnectNone {
 			j.connect.Successful = true
 			j.connect.Advice = s.stopAdvice
 		} else {
@@ -596,6 +785,9 @@ func (s *session) stopping(ctx actor.Context) {
 			j.loc.err = ErrClosed
 			j.loc.done(ctx, s.ref.id)
 			continue
+		}
+		if j.asking != nil { // its hook answers will not be read
+			s.fail(j, j.asking, gone)
 		}
 		for ; j.idx < len(j.b.msgs); j.idx++ {
 			s.fail(j, j.b.msgs[j.idx], gone)

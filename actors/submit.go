@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
@@ -13,6 +14,10 @@ type RemoteRequest struct {
 	Messages []*protocol.Message
 	// RemoteAddr is the peer's address, for logs, hooks and limits.
 	RemoteAddr string
+	// Header holds the headers of the HTTP request (for WebSocket, of the
+	// upgrade request): the handshake's Authorization: Bearer token is read
+	// from it, and hooks see it. Nil for none.
+	Header http.Header
 	// BrowserID identifies the browser that sent the request (the spec's
 	// BAYEUX_BROWSER cookie), so that several clients (tabs) of one browser
 	// do not all hold long polls; empty when unknown.
@@ -55,7 +60,7 @@ func (h *Hub) Submit(req RemoteRequest) Pending {
 	// ignored, as the spec requires.
 	for _, m := range msgs {
 		if m.Invalid == nil && m.Channel == protocol.MetaHandshake {
-			out := [][]byte{h.handshake(m, req.RemoteAddr)}
+			out := [][]byte{h.handshake(m, &req)}
 			return func(context.Context) [][]byte { return out }
 		}
 	}
@@ -63,7 +68,7 @@ func (h *Hub) Submit(req RemoteRequest) Pending {
 	for i := 0; i < len(msgs); {
 		m := msgs[i]
 		if m.ClientID == "" {
-			steps = append(steps, &step{ready: [][]byte{h.clientless(m, req.RemoteAddr)}})
+			steps = append(steps, &step{ready: [][]byte{h.clientless(m, &req)}})
 			i++
 			continue
 		}
@@ -107,7 +112,7 @@ func (h *Hub) submitBatch(clientID string, msgs []*protocol.Message, req *Remote
 	if ref == nil {
 		return &step{ready: failAll(msgs, protocol.ErrUnknownClient(clientID))}
 	}
-	b := &remoteBatch{msgs: msgs, browser: req.BrowserID, push: req.Push, result: make(chan *batchResult, 1)}
+	b := &remoteBatch{msgs: msgs, browser: req.BrowserID, header: req.Header, push: req.Push, result: make(chan *batchResult, 1)}
 	h.root.Send(ref.pid, b)
 	return &step{ref: ref, b: b, clientID: clientID}
 }

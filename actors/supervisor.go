@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/bayeuxhub/bayeuxhub/acl"
 )
 
 // sessionRef is what the world outside a session actor knows of it: enough
@@ -17,6 +19,15 @@ type sessionRef struct {
 	local bool
 	ip    string // remote host, counted against Options.MaxSessionsPerIP
 	ack   bool   // the client uses the CometD ack extension
+
+	// Who the client is, fixed at handshake (see Identity): read by the
+	// channel rules on the session's goroutine and by the hub's session
+	// listings on any.
+	subject acl.Subject // user id and granted channels
+	info    []byte      // Identity.Info
+	expires time.Time   // Identity.ExpiresAt; zero: never
+	remote  string      // the handshake's remote address
+	since   time.Time   // when the session was created
 
 	// done is closed by the supervisor when the session actor has stopped,
 	// for whatever reason; anyone waiting on the session gives up then.
@@ -31,7 +42,7 @@ type sessionRef struct {
 }
 
 func newSessionRef(id string, local bool, ip string) *sessionRef {
-	r := &sessionRef{id: id, local: local, ip: ip, done: make(chan struct{})}
+	r := &sessionRef{id: id, local: local, ip: ip, done: make(chan struct{}), since: time.Now()}
 	if !local {
 		r.idleSince.Store(time.Now().UnixNano())
 	}
@@ -124,6 +135,7 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		delete(s.children, msg.Who.Id)
 		s.drainedOne(msg.Who.Id)
 		h.sessions.CompareAndDelete(ref.id, ref)
+		h.users.remove(ref)
 		h.stats.clients.Add(-1)
 		if !ref.local {
 			h.releaseIPSlot(ref.ip)
@@ -157,6 +169,7 @@ func (s *supervisor) spawn(ctx actor.Context, ref *sessionRef, c *Client) error 
 	ref.pid = pid
 	s.children[pid.Id] = ref
 	h.sessions.Store(ref.id, ref)
+	h.users.add(ref)
 	h.stats.clients.Add(1)
 	h.emit(Event{Type: EventClientConnect, ClientID: ref.id, IP: ref.ip, Local: ref.local})
 	return nil

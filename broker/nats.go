@@ -72,6 +72,10 @@ type NATSOptions struct {
 	// DefaultPendingMessages). When it is full, NATS drops messages (a
 	// slow consumer); Stats counts them.
 	PendingMessages int
+	// HeartbeatInterval is how often the node announces itself to the
+	// others (default DefaultHeartbeatInterval); a node silent for three
+	// intervals is no longer waited for by Query.
+	HeartbeatInterval time.Duration
 	// OnDisconnect, when set, is called (on a nats.go goroutine) when the
 	// connection to NATS is lost, after the broker has logged it.
 	OnDisconnect func(err error)
@@ -142,6 +146,13 @@ type NATS struct {
 	// goroutine owns it.
 	origins map[string]*originState
 
+	// Membership and queries (cluster.go).
+	nodeSubject, querySubject string
+	members                   members
+	answering                 chan struct{} // semaphore of queries being answered
+	answerMu                  sync.Mutex    // orders answers.Add before Close's Wait
+	answers                   sync.WaitGroup
+
 	stats struct {
 		published, publishErrors                   atomic.Uint64
 		received, duplicates, delivered, malformed atomic.Uint64
@@ -181,6 +192,9 @@ func NewNATS(opts NATSOptions) (*NATS, error) {
 	}
 	if opts.PendingMessages <= 0 {
 		opts.PendingMessages = DefaultPendingMessages
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	log := zerolog.Nop()
 	if opts.Logger != nil {
@@ -226,12 +240,19 @@ func (b *NATS) Start(node string, in actors.BrokerInbox) error {
 		nc.Close()
 		return fmt.Errorf("broker: subscribe %s: %w", b.ctlSubject, err)
 	}
-	// One round trip, so that pushes to this node work once Start returns.
+	b.nc = nc
+	if err := b.startCluster(nc); err != nil {
+		nc.Close()
+		return err
+	}
+	// One round trip, so that pushes and queries to this node work once
+	// Start returns.
 	if err := nc.Flush(); err != nil {
 		nc.Close()
+		close(b.quit)
+		b.wg.Wait()
 		return fmt.Errorf("broker: flush NATS connection: %w", err)
 	}
-	b.nc = nc
 	b.wg.Add(1)
 	go b.deliverLoop()
 	b.started.Store(true)
@@ -437,6 +458,7 @@ func (b *NATS) Close() error {
 		delete(b.subs, pattern)
 	}
 	b.subMu.Unlock()
+	b.announce(b.nc, heartbeat{Bye: true})
 	var err error
 	if b.nc.IsConnected() {
 		if ferr := b.nc.FlushTimeout(time.Second); ferr != nil {
@@ -446,8 +468,19 @@ func (b *NATS) Close() error {
 	b.nc.Close()
 	close(b.quit)
 	b.wg.Wait()
+	b.answerMu.Lock() // no answer starts after this: closed is set
+	//lint:ignore SA2001 the empty critical section is a barrier
+	b.answerMu.Unlock()
+	b.answers.Wait()
 	b.log.Info().Str("node", b.node).Msg("left NATS")
 	return err
+}
+
+// Connected reports whether the connection to NATS is up now (false
+// before Start and after Close).
+func (b *NATS) Connected() bool {
+	nc, err := b.conn()
+	return err == nil && nc.IsConnected()
 }
 
 // Stats returns the broker's counters.

@@ -22,6 +22,8 @@ func TestMain(m *testing.M) {
 
 // inbox records what a broker hands to its hub.
 type inbox struct {
+	release chan struct{} // closed to let "block" queries answer
+
 	mu     sync.Mutex
 	msgs   []*actors.Message
 	pushes []*actors.Push
@@ -37,6 +39,18 @@ func (in *inbox) Push(p *actors.Push) {
 	in.mu.Lock()
 	in.pushes = append(in.pushes, p)
 	in.mu.Unlock()
+}
+
+// Answer answers a query with its op and body echoed, "fail" with an
+// error.
+func (in *inbox) Answer(op string, body []byte) ([]byte, error) {
+	switch op {
+	case "fail":
+		return nil, errors.New("cannot answer")
+	case "block":
+		<-in.release
+	}
+	return []byte(op + ":" + string(body)), nil
 }
 
 func (in *inbox) messages() []*actors.Message {
@@ -70,7 +84,7 @@ func startNode(t *testing.T, node string, opts NATSOptions) (*NATS, *inbox) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &inbox{}
+	in := &inbox{release: make(chan struct{})}
 	if err := b.Start(node, in); err != nil {
 		t.Fatal(err)
 	}

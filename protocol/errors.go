@@ -84,3 +84,37 @@ func ErrInvalidChannel(name string) *Error {
 func ErrUnknownService(name string) *Error {
 	return &Error{Code: CodeUnknownService, Args: []string{name}, Message: "Unknown service"}
 }
+
+// ErrAuthenticationFailed refuses a handshake whose token does not verify
+// (why says what is wrong with it) with advice not to retry: the same
+// token would fail again.
+func ErrAuthenticationFailed(why string) *Error {
+	return &Error{Code: CodeDenied, Message: "Authentication failed: " + why, Advice: &Advice{Reconnect: ReconnectNone}}
+}
+
+// ErrAuthenticationRequired refuses an anonymous handshake on a hub that
+// requires a user, with advice not to retry.
+func ErrAuthenticationRequired() *Error {
+	return &Error{Code: CodeDenied, Message: "Authentication required", Advice: &Advice{Reconnect: ReconnectNone}}
+}
+
+// ErrTokenExpired ends a session whose token has expired, with advice to
+// handshake again (with a fresh token).
+func ErrTokenExpired(clientID string) *Error {
+	return &Error{
+		Code: CodeUnknownClient, Args: []string{clientID}, Message: "Token expired",
+		Advice: &Advice{Reconnect: ReconnectHandshake, Interval: Int(0)},
+	}
+}
+
+// ErrRateLimited refuses a publish over its channel rule's rate limit.
+func ErrRateLimited(channel string) *Error {
+	return ErrDenied(channel, "Rate limit exceeded")
+}
+
+// ErrDisconnected tells a client that the server ended its session and
+// that it must not come back (advice reconnect "none").
+func ErrDisconnected(clientID string) *Error {
+	return &Error{Code: CodeDenied, Args: []string{clientID}, Message: "Disconnected by the server",
+		Advice: &Advice{Reconnect: ReconnectNone}}
+}
