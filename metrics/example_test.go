@@ -33,4 +33,5 @@ func ExampleNewHandler() {
 	// bayeuxhub_messages_published_total 10
 	// bayeuxhub_messages_queued 0
 	// bayeuxhub_queue_overflows_total 0
+	// bayeuxhub_sessions_expired_total 0
 }

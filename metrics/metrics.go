@@ -22,6 +22,26 @@ type Snapshot struct {
 	Overflows    uint64 // sessions that reached the queue limit (counter)
 	Dropped      uint64 // messages dropped by drop-oldest (counter)
 	BrokerErrors uint64 // cluster broker failures (counter)
+	Expired      uint64 // sessions ended because their token expired (counter)
+
+	// Refusals counts refused requests by action, channel rule and reason.
+	Refusals []Refusal
+	// Hooks counts the backend proxy's calls per event.
+	Hooks []HookCounts
+}
+
+// Refusal is the number of requests refused for one action, rule and
+// reason (see actors.Refusal).
+type Refusal struct {
+	Action, Rule, Reason string
+	Count                uint64
+}
+
+// HookCounts are the backend proxy's counters for one event (see
+// proxy.EventStats).
+type HookCounts struct {
+	Event                                                string
+	Calls, Allowed, Refused, Unavailable, Timeouts, Busy uint64
 }
 
 // NewHandler returns an http.Handler serving the Prometheus text format for a
@@ -47,6 +67,8 @@ func NewHandler(src func() Snapshot) http.Handler {
 type hubCollector struct {
 	src     func() Snapshot
 	metrics []hubMetric
+
+	refusals, hookCalls, hookFailures *prometheus.Desc
 }
 
 // hubMetric is one bayeuxhub figure: its description, kind and value.
@@ -65,28 +87,40 @@ func newHubCollector(src func() Snapshot) *hubCollector {
 	counter := func(name, help string, v func(Snapshot) float64) hubMetric {
 		return hubMetric{prometheus.NewDesc(name, help, nil, nil), prometheus.CounterValue, v}
 	}
-	return &hubCollector{src: src, metrics: []hubMetric{
-		gauge("bayeuxhub_clients", "Number of open client sessions, remote and local.",
-			func(s Snapshot) float64 { return float64(s.Clients) }),
-		gauge("bayeuxhub_channels", "Number of channel actors alive.",
-			func(s Snapshot) float64 { return float64(s.Channels) }),
-		gauge("bayeuxhub_connects_held", "Number of /meta/connect requests held open.",
-			func(s Snapshot) float64 { return float64(s.Held) }),
-		gauge("bayeuxhub_messages_queued", "Messages waiting in client sessions' queues.",
-			func(s Snapshot) float64 { return float64(s.Queued) }),
-		counter("bayeuxhub_messages_published_total", "Messages accepted for publish since the server started.",
-			func(s Snapshot) float64 { return float64(s.Published) }),
-		counter("bayeuxhub_messages_delivered_total", "Messages delivered to subscribers since the server started.",
-			func(s Snapshot) float64 { return float64(s.Delivered) }),
-		counter("bayeuxhub_handshakes_total", "Successful handshakes since the server started.",
-			func(s Snapshot) float64 { return float64(s.Handshakes) }),
-		counter("bayeuxhub_queue_overflows_total", "Sessions whose queue reached the --max-queue limit.",
-			func(s Snapshot) float64 { return float64(s.Overflows) }),
-		counter("bayeuxhub_messages_dropped_total", "Messages dropped by the drop-oldest queue policy.",
-			func(s Snapshot) float64 { return float64(s.Dropped) }),
-		counter("bayeuxhub_broker_errors_total", "Publishes and subscription changes the cluster broker could not pass on.",
-			func(s Snapshot) float64 { return float64(s.BrokerErrors) }),
-	}}
+	return &hubCollector{src: src,
+		refusals: prometheus.NewDesc("bayeuxhub_refusals_total",
+			"Requests refused, by action (handshake, subscribe, publish), channel rule (none: no rule involved) and reason (rule, rate-limit, acl, hook, hook-unavailable, token, anonymous).",
+			[]string{"action", "rule", "reason"}, nil),
+		hookCalls: prometheus.NewDesc("bayeuxhub_proxy_requests_total",
+			"Calls to the application's backend (the proxy hooks), by event and result (allowed, refused, unavailable).",
+			[]string{"event", "result"}, nil),
+		hookFailures: prometheus.NewDesc("bayeuxhub_proxy_failures_total",
+			"Unavailable backend calls that timed out or found no free slot, by event and kind (timeout, busy).",
+			[]string{"event", "kind"}, nil),
+		metrics: []hubMetric{
+			gauge("bayeuxhub_clients", "Number of open client sessions, remote and local.",
+				func(s Snapshot) float64 { return float64(s.Clients) }),
+			gauge("bayeuxhub_channels", "Number of channel actors alive.",
+				func(s Snapshot) float64 { return float64(s.Channels) }),
+			gauge("bayeuxhub_connects_held", "Number of /meta/connect requests held open.",
+				func(s Snapshot) float64 { return float64(s.Held) }),
+			gauge("bayeuxhub_messages_queued", "Messages waiting in client sessions' queues.",
+				func(s Snapshot) float64 { return float64(s.Queued) }),
+			counter("bayeuxhub_messages_published_total", "Messages accepted for publish since the server started.",
+				func(s Snapshot) float64 { return float64(s.Published) }),
+			counter("bayeuxhub_messages_delivered_total", "Messages delivered to subscribers since the server started.",
+				func(s Snapshot) float64 { return float64(s.Delivered) }),
+			counter("bayeuxhub_handshakes_total", "Successful handshakes since the server started.",
+				func(s Snapshot) float64 { return float64(s.Handshakes) }),
+			counter("bayeuxhub_queue_overflows_total", "Sessions whose queue reached the --max-queue limit.",
+				func(s Snapshot) float64 { return float64(s.Overflows) }),
+			counter("bayeuxhub_messages_dropped_total", "Messages dropped by the drop-oldest queue policy.",
+				func(s Snapshot) float64 { return float64(s.Dropped) }),
+			counter("bayeuxhub_broker_errors_total", "Publishes and subscription changes the cluster broker could not pass on.",
+				func(s Snapshot) float64 { return float64(s.BrokerErrors) }),
+			counter("bayeuxhub_sessions_expired_total", "Sessions ended because their token expired.",
+				func(s Snapshot) float64 { return float64(s.Expired) }),
+		}}
 }
 
 // Describe implements prometheus.Collector.
@@ -94,6 +128,9 @@ func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.metrics {
 		ch <- m.desc
 	}
+	ch <- c.refusals
+	ch <- c.hookCalls
+	ch <- c.hookFailures
 }
 
 // Collect implements prometheus.Collector, calling src once.
@@ -101,5 +138,16 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src()
 	for _, m := range c.metrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(s))
+	}
+	for _, r := range s.Refusals {
+		ch <- prometheus.MustNewConstMetric(c.refusals, prometheus.CounterValue, float64(r.Count), r.Action, r.Rule, r.Reason)
+	}
+	for _, h := range s.Hooks {
+		for result, n := range map[string]uint64{"allowed": h.Allowed, "refused": h.Refused, "unavailable": h.Unavailable} {
+			ch <- prometheus.MustNewConstMetric(c.hookCalls, prometheus.CounterValue, float64(n), h.Event, result)
+		}
+		for kind, n := range map[string]uint64{"timeout": h.Timeouts, "busy": h.Busy} {
+			ch <- prometheus.MustNewConstMetric(c.hookFailures, prometheus.CounterValue, float64(n), h.Event, kind)
+		}
 	}
 }

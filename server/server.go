@@ -1,6 +1,7 @@
 // Package server assembles a complete bayeuxhub: an actor system, the hub,
-// the long-polling transport at /cometd, the static document root at /,
-// the live statistics channel and, optionally, Prometheus metrics. The
+// the Bayeux transports at /cometd, the static document root at /, the
+// live statistics channel, the health endpoints /healthz and /readyz and,
+// optionally, the backend API at /api and Prometheus metrics at /metrics. The
 // bayeuxhub command is a thin wrapper around it; programs that want only
 // some of the parts use packages actors and transport directly.
 package server
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -21,9 +23,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/bayeuxhub/bayeuxhub/actors"
+	"github.com/bayeuxhub/bayeuxhub/api"
 	"github.com/bayeuxhub/bayeuxhub/broker"
 	"github.com/bayeuxhub/bayeuxhub/htdocs"
 	"github.com/bayeuxhub/bayeuxhub/metrics"
+	"github.com/bayeuxhub/bayeuxhub/proxy"
 	"github.com/bayeuxhub/bayeuxhub/static"
 	"github.com/bayeuxhub/bayeuxhub/transport"
 )
@@ -85,6 +89,14 @@ type Config struct {
 	// NodeName names this node (Hub.NodeName): the prefix of its client
 	// ids and its NATS control subject. Empty keeps Hub.NodeName.
 	NodeName string
+	// APIKey, when set, serves the backend HTTP API (package api) at /api;
+	// requests must carry "Authorization: apikey <APIKey>". Empty: no API.
+	APIKey string
+	// Proxy, when set, asks the application's backend about handshakes,
+	// subscribes and publishes (the hooks it has URLs for; see package
+	// proxy), unless Hub sets those hooks itself; its counters go to
+	// /metrics.
+	Proxy *proxy.Proxy
 }
 
 // Server is a running bayeuxhub.
@@ -101,6 +113,7 @@ type Server struct {
 	stopStats chan struct{}
 	statsDone chan struct{}
 	ws        *transport.WebSocket // nil when websocket is disabled
+	serving   atomic.Bool          // the HTTP server is accepting connections
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -163,6 +176,11 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Hub.ConnectionTypes) == 0 {
 		cfg.Hub.ConnectionTypes = cfg.Transports
 	}
+	if p := cfg.Proxy; p != nil {
+		setHook(&cfg.Hub.HandshakeHook, p.Handshake())
+		setHook(&cfg.Hub.SubscribeHook, p.Subscribe())
+		setHook(&cfg.Hub.PublishHook, p.Publish())
+	}
 	s := &Server{cfg: cfg, log: log, system: cfg.System}
 	if s.system == nil {
 		s.system, s.ownSystem = NewActorSystem(log), true
@@ -189,13 +207,18 @@ func New(cfg Config) (*Server, error) {
 		bayeux = s.ws.Wrap(bayeux)
 	}
 	transport.Mount(r, "/cometd", bayeux)
+	r.HandleFunc("/healthz", s.healthz)
+	r.HandleFunc("/readyz", s.readyz)
+	if cfg.APIKey != "" {
+		backend, err := api.New(hub, "/api", api.Options{Key: cfg.APIKey, MaxBody: cfg.MaxBody, Logger: &log})
+		if err != nil {
+			_ = hub.Shutdown(context.Background())
+			return nil, fmt.Errorf("backend API: %w", err)
+		}
+		transport.Mount(r, "/api", backend)
+	}
 	if cfg.Metrics {
-		r.Handle("/metrics", metrics.NewHandler(func() metrics.Snapshot {
-			st := hub.Stats()
-			return metrics.Snapshot{Clients: st.Clients, Channels: st.Channels, Published: st.Published,
-				Delivered: st.Delivered, Handshakes: st.Handshakes, Held: st.Held, Queued: st.Queued,
-				Overflows: st.Overflows, Dropped: st.Dropped, BrokerErrors: st.BrokerErrors}
-		}))
+		r.Handle("/metrics", metrics.NewHandler(s.metricsSnapshot))
 	}
 	r.PathPrefix("/").Handler(files)
 	s.router = r
@@ -232,7 +255,11 @@ func (s *Server) Serve(ln net.Listener) {
 		IdleTimeout:       s.cfg.IdleTimeout,
 	}
 	s.served = make(chan error, 1)
-	go func() { s.served <- s.http.Serve(ln) }()
+	s.serving.Store(true)
+	go func() {
+		s.served <- s.http.Serve(ln)
+		s.serving.Store(false)
+	}()
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("serving Bayeux at /cometd")
 }
 

@@ -111,7 +111,7 @@ func (t *LongPolling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	browser := browserID(w, r, msgs)
-	parts := t.hub.HandleRemote(r.Context(), actors.RemoteRequest{Messages: msgs, RemoteAddr: r.RemoteAddr, BrowserID: browser})
+	parts := t.hub.HandleRemote(r.Context(), actors.RemoteRequest{Messages: msgs, RemoteAddr: r.RemoteAddr, Header: r.Header, BrowserID: browser})
 	if parts == nil {
 		return // the client went away while its connect was held
 	}

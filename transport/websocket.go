@@ -204,7 +204,7 @@ func (t *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(t.opts.MaxBody)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &wsConn{
-		t: t, ws: ws, remote: r.RemoteAddr, ctx: ctx, cancel: cancel,
+		t: t, ws: ws, remote: r.RemoteAddr, header: r.Header, ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), closing: make(chan struct{}),
 		inflight: make(chan struct{}, t.opts.MaxInFlight),
 	}
@@ -273,6 +273,7 @@ type wsConn struct {
 	t      *WebSocket
 	ws     *websocket.Conn
 	remote string
+	header http.Header     // the upgrade request's: its Authorization, for hooks
 	ctx    context.Context // ends when the connection does
 	cancel context.CancelFunc
 
@@ -364,6 +365,7 @@ func (c *wsConn) reader() {
 		pending := c.t.hub.Submit(actors.RemoteRequest{
 			Messages:   msgs,
 			RemoteAddr: c.remote,
+			Header:     c.header,
 			// No BrowserID: a WebSocket does not take one of the browser's
 			// HTTP connections, so its held connect must not count against
 			// the browser's long polls (MaxSessionsPerBrowser).
