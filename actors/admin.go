@@ -110,9 +110,9 @@ func (u *userIndex) of(user string) []*sessionRef {
 
 // The operations other nodes are asked with Broker.Query.
 const (
-	queryChannels       = "channels"
-	querySessions       = "sessions"
-	queryPushUser       = "push-user"
+	queryChannels         = "channels"
+	querySessions         = "sessions"
+	queryPushUser         = "push-user"
 	queryDisconnectUser   = "disconnect-user"
 	queryDisconnectClient = "disconnect-client"
 )

@@ -25,6 +25,57 @@
   var client = new BayeuxHub.Client('/cometd', only ? {transports: only.split(',')} : {});
   window.chatClient = client; // handy for debugging from the console
 
+  // ---- token -----------------------------------------------------------------
+
+  // On a hub that requires tokens, open the page as /#token=<JWT> (from
+  // `bayeuxhub token --sub alice`, or your login page). The token is kept
+  // for this tab only (sessionStorage), taken off the address bar, and sent
+  // in every handshake as ext.auth.token. A fragment never reaches the
+  // server's logs or other sites' Referer headers.
+  var token = (function () {
+    var fromHash = new URLSearchParams(window.location.hash.slice(1)).get('token');
+    try {
+      if (fromHash) {
+        window.sessionStorage.setItem('bayeuxhub.token', fromHash);
+        window.history.replaceState(null, '', window.location.pathname + window.location.search);
+      }
+      return fromHash || window.sessionStorage.getItem('bayeuxhub.token') || '';
+    } catch (e) {
+      return fromHash || '';
+    }
+  }());
+  if (token) {
+    client.addExtension({
+      outgoing: function (message) {
+        if (message.channel === '/meta/handshake') {
+          message.ext = message.ext || {};
+          message.ext.auth = {token: token};
+        }
+        return message;
+      }
+    });
+  }
+
+  // tokenName is the display name a token suggests: its info.name, else
+  // its subject. It is only a default for the name field; the hub checks
+  // the token itself.
+  function tokenName() {
+    try {
+      var part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      var claims = JSON.parse(atob(part + '==='.slice((part.length + 3) % 4)));
+      return String((claims.info && claims.info.name) || claims.sub || '');
+    } catch (e) {
+      return '';
+    }
+  }
+
+  client.on('handshake', function (reply) {
+    if (!reply.successful) {
+      addSystem('The hub refused this page: ' + (reply.error || 'handshake failed') +
+        (token ? '' : ' (open the page as /#token=<your token>)'), 'error');
+    }
+  });
+
   // ---- name ------------------------------------------------------------------
 
   function storedName() {
@@ -44,7 +95,7 @@
   // A returning visitor joins under the stored name as soon as the page is
   // connected; a first-time visitor joins once a name is entered (or with the
   // first message sent), so nobody sees a stream of guest names.
-  nameInput.value = storedName();
+  nameInput.value = storedName() || tokenName();
   var announcedName = null; // the name others have been told about with a join
   var subscribed = false;
 

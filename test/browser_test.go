@@ -28,6 +28,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bayeuxhub/bayeuxhub/auth"
 )
 
 const browserChromium = "/usr/bin/chromium"
@@ -37,6 +39,7 @@ type browserServer struct {
 	bin  string
 	port int
 	log  *os.File
+	args []string // extra command-line arguments
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -65,7 +68,7 @@ func (s *browserServer) baseURL() string {
 }
 
 func (s *browserServer) start() error {
-	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1")
+	cmd := exec.Command(s.bin, append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1"}, s.args...)...)
 	cmd.Stdout = s.log
 	cmd.Stderr = s.log
 	if err := cmd.Start(); err != nil {
@@ -175,12 +178,30 @@ func TestBrowserChat(t *testing.T) {
 		}
 	}()
 
+	// A second hub that requires tokens, for the page's token step.
+	secureCfg := filepath.Join(tmp, "secure.yaml")
+	const secureSecret = "browser-test-secret-0123456789-abcdef"
+	if err := os.WriteFile(secureCfg, []byte("jwt-hmac-secret: "+secureSecret+"\nchannels:\n  - pattern: /chat/**\n    subscribe: authenticated\n    publish: authenticated\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secure := &browserServer{bin: bin, port: browserFreePort(t), log: logFile, args: []string{"--config", secureCfg}}
+	if err := secure.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = secure.kill() }()
+	token, err := auth.MintHS256([]byte(secureSecret), auth.Claims{Subject: "alice", Info: map[string]string{"name": "Alice"}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	node := exec.CommandContext(ctx, "node", "chat.test.js")
 	node.Dir = dir
 	node.Env = append(os.Environ(),
 		"BAYEUXHUB_URL="+srv.baseURL(),
+		"BAYEUXHUB_SECURE_URL="+secure.baseURL(),
+		"SECURE_TOKEN="+token,
 		"BROWSER_TEST_CONTROL=stdio",
 		"ARTIFACTS_DIR="+filepath.Join(dir, "artifacts"),
 		"CHROMIUM="+browserChromium,

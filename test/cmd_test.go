@@ -150,3 +150,97 @@ func TestServerShutdownAnswersHeldConnects(t *testing.T) {
 		}
 	}
 }
+
+// startCommand runs the built binary with args and env (added to the
+// test's environment) and returns its base URL once it serves; it is
+// killed when the test ends.
+func startCommand(t *testing.T, bin string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--port", "0", "--bind", "127.0.0.1"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var line struct{ Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Addr != "" {
+				addr <- line.Addr
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatal("the command did not report its address")
+		return ""
+	}
+}
+
+// TestCommandConfigFile: the binary reads a config file; a bad one stops
+// it with the key and line; --print-config masks secrets from the
+// environment; a token minted by "bayeuxhub token" from the same file is
+// accepted, and without it the handshake is refused; a client cannot
+// publish on the statistics channel.
+func TestCommandConfigFile(t *testing.T) {
+	t.Parallel()
+	bin := buildCommand(t)
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	secretFile := write("secret", "0123456789abcdef0123456789abcdef0123\n")
+	cfg := write("hub.yaml", "jwt-hmac-secret-file: "+secretFile+"\nchannels:\n  - pattern: /user/{sub}/**\n    subscribe: owner\n    publish: owner\n")
+
+	bad := write("bad.yaml", "port: 1\nmax-queu: 5\n")
+	out, err := exec.Command(bin, "--config", bad).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), `line 2: unknown key "max-queu" (did you mean "max-queue"?)`) {
+		t.Fatalf("bad config file: %v\n%s", err, out)
+	}
+
+	const apiKey = "from-the-environment-0123456789"
+	print := exec.Command(bin, "--config", cfg, "--print-config")
+	print.Env = append(os.Environ(), "BAYEUXHUB_API_KEY="+apiKey, "BAYEUXHUB_MAX_QUEUE=77")
+	out, err = print.CombinedOutput()
+	if err != nil || strings.Contains(string(out), apiKey) || !strings.Contains(string(out), "api-key: '********'") ||
+		!strings.Contains(string(out), "max-queue: 77") || !strings.Contains(string(out), "allow-anonymous: false") {
+		t.Fatalf("--print-config: %v\n%s", err, out)
+	}
+
+	token, err := exec.Command(bin, "token", "--config", cfg, "--sub", "alice", "--ttl", "10m").Output()
+	if err != nil {
+		t.Fatalf("bayeuxhub token: %v", err)
+	}
+	base := startCommand(t, bin, nil, "--config", cfg)
+	c := &client{t: t, url: base + "/cometd", http: &http.Client{Timeout: 30 * time.Second}}
+	if r := c.handshakeWith(nil, nil); r["error"] != "403::Authentication required" {
+		t.Fatalf("handshake without a token: %v", r)
+	}
+	c.startAs(strings.TrimSpace(string(token)))
+	if r := c.subscribe("/user/alice/inbox"); r["successful"] != true {
+		t.Fatalf("subscribe to alice's channel: %v", r)
+	}
+	if r := c.subscribe("/user/bob/inbox"); r["error"] != "403:/user/bob/inbox:Not your channel" {
+		t.Fatalf("subscribe to bob's channel: %v", r)
+	}
+	if r := c.publish("/bayeuxhub/stats", msg{"clients": 999999}); r["error"] != "403:/bayeuxhub/stats:Publishing on this channel is server-only" {
+		t.Fatalf("publish on the stats channel: %v", r)
+	}
+}

@@ -75,7 +75,7 @@ func TestInterop(t *testing.T) {
 	for _, scenario := range interopScenarios {
 		t.Run(scenario, func(t *testing.T) {
 			url := interopStartServer(t) + "/cometd"
-			res, stderr, err := interopRun(t, node, dir, url, scenario)
+			res, stderr, err := interopRun(t, node, dir, "interop.mjs", url, scenario)
 			if err != nil || !res.OK {
 				t.Errorf("scenario %s failed against %s\n  exit: %v\n  error: %s\n  waiting for: %v\n  passed checks: %d\n  result: %s\n  stderr:\n%s",
 					scenario, url, err, res.Error, res.WaitingFor, len(res.Checks),
@@ -105,17 +105,18 @@ func interopStartServer(t *testing.T) string {
 	return strings.TrimSuffix(srv.URL(), "/")
 }
 
-// interopRun runs one scenario script and parses its JSON result line.
-// err is non-nil if the process failed or printed no parsable result.
-func interopRun(t *testing.T, node, dir, url, scenario string) (interopResult, string, error) {
+// interopRun runs one scenario of a script and parses its JSON result
+// line; env is added to the script's environment. err is non-nil if the
+// process failed or printed no parsable result.
+func interopRun(t *testing.T, node, dir, script, url, scenario string, env ...string) (interopResult, string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), interopKillTimeout)
 	defer cancel()
 
-	cmd := exec.CommandContext(ctx, node, "interop.mjs", url, scenario)
+	cmd := exec.CommandContext(ctx, node, script, url, scenario)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"INTEROP_TIMEOUT_MS="+strconv.FormatInt(interopScenarioTimeout.Milliseconds(), 10))
+	cmd.Env = append(append(os.Environ(),
+		"INTEROP_TIMEOUT_MS="+strconv.FormatInt(interopScenarioTimeout.Milliseconds(), 10)), env...)
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout

@@ -374,6 +374,32 @@ async function main() {
     log('step 5: wrote', path.join(artifacts, 'status.png'), 'showing',
       JSON.stringify(await s.$$eval('.card .value', (els) => els.map((el) => el.textContent.trim()))));
 
+    // Step 6: a hub that requires tokens (BAYEUXHUB_SECURE_URL, started by
+    // the Go test with a config file): the page opened as /#token=... joins
+    // under the token's name and chats; without a token it shows the
+    // hub's refusal.
+    const secure = process.env.BAYEUXHUB_SECURE_URL;
+    if (secure) {
+      const ctx = await browser.newContext({ viewport: { width: 1000, height: 720 } });
+      const refused = await ctx.newPage();
+      refused.on('pageerror', (err) => pageErrors.push(`refused: ${err.message}`));
+      await refused.goto(`${secure}/`, { waitUntil: 'load' });
+      await waitLogEntry(refused, 'refused', ['The hub refused this page', '403::Authentication required'], 15000);
+      const page = await (await browser.newContext({ viewport: { width: 1000, height: 720 } })).newPage();
+      page.on('pageerror', (err) => pageErrors.push(`token: ${err.message}`));
+      await page.goto(`${secure}/#token=${process.env.SECURE_TOKEN}`, { waitUntil: 'load' });
+      await waitState(page, 'token', ['connected'], 15000);
+      check(!page.url().includes('token='), `the token stayed in the address bar: ${page.url()}`);
+      check(await page.inputValue('#name') === 'Alice', `name from the token: ${await page.inputValue('#name')}`);
+      await say(page, 'hello from a logged-in page');
+      await waitLogEntry(page, 'token', ['Alice', 'hello from a logged-in page']);
+      await page.reload({ waitUntil: 'load' }); // the token is kept for the tab
+      await waitState(page, 'token', ['connected'], 15000);
+      log('step 6: token page connected and chatted; tokenless page refused');
+    } else {
+      log('step 6: skipped (no BAYEUXHUB_SECURE_URL)');
+    }
+
     check(pageErrors.length === 0, `uncaught errors in pages: ${pageErrors.join('; ')}`);
   } finally {
     if (cometdClient) {
