@@ -94,22 +94,25 @@ func New(hub *actors.Hub, prefix string, opts Options) (*API, error) {
 	prefix = strings.TrimSuffix(prefix, "/")
 	r := mux.NewRouter()
 	r.HandleFunc(prefix+"/openapi.yaml", a.openAPI).Methods(http.MethodGet, http.MethodHead)
-	sub := r.PathPrefix(prefix).Subrouter()
-	sub.Use(a.authenticate)
-	sub.HandleFunc("/publish", a.publish).Methods(http.MethodPost)
-	sub.HandleFunc("/push", a.push).Methods(http.MethodPost)
-	sub.HandleFunc("/disconnect", a.disconnect).Methods(http.MethodPost)
-	sub.HandleFunc("/channels", a.channels).Methods(http.MethodGet)
-	sub.HandleFunc("/sessions", a.sessions).Methods(http.MethodGet)
-	sub.HandleFunc("/stats", a.stats).Methods(http.MethodGet)
-	notFound := a.authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	for _, route := range []struct {
+		path, method string
+		handle       http.HandlerFunc
+	}{
+		{"/publish", http.MethodPost, a.publish},
+		{"/push", http.MethodPost, a.push},
+		{"/disconnect", http.MethodPost, a.disconnect},
+		{"/channels", http.MethodGet, a.channels},
+		{"/sessions", http.MethodGet, a.sessions},
+		{"/stats", http.MethodGet, a.stats},
+	} {
+		r.Handle(prefix+route.path, a.authenticate(route.handle)).Methods(route.method)
+	}
+	r.NotFoundHandler = a.authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusNotFound, "not_found", "No such API route: "+r.URL.Path)
 	}))
-	r.NotFoundHandler, sub.NotFoundHandler = notFound, notFound
 	r.MethodNotAllowedHandler = a.authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
 	}))
-	sub.MethodNotAllowedHandler = r.MethodNotAllowedHandler
 	a.router = r
 	return a, nil
 }
