@@ -29,6 +29,19 @@
 // one sender's messages arrive in order, in each publisher's order across
 // channels.
 //
+// # Who may do what
+//
+// A remote client's handshake establishes its Identity: a token verified
+// by Options.Authenticator, then Options.HandshakeHook (which may name the
+// user); Options.RequireUser refuses one left anonymous. Its subscribes
+// and publishes then go through Options.Rules (package acl) and their
+// publish rate limits, MessageACL, and the subscribe and publish hooks, in
+// that order (authorize.go). Hooks run on goroutines of their own, bounded
+// by Options.HookTimeout: the session waits for the answer without
+// blocking, delivering to its client meanwhile. The server's own
+// publishes (Hub.Publish, local clients, the actor API, package api) are
+// not subject to the rules.
+//
 // # Who asks whom
 //
 // No actor waits on another: every exchange is one-way messages, and the
