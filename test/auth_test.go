@@ -514,3 +514,32 @@ func (c *wsClient) waitDeliveries(n int, within time.Duration) []msg {
 	}
 	return got
 }
+
+// TestDefaultStatsChannelServerOnly: on a hub with no configuration at
+// all, a client cannot falsify the statistics channel, neither after a
+// handshake nor by anonymous publish, while the server's own statistics
+// still reach subscribers and the chat channel stays open.
+func TestDefaultStatsChannelServerOnly(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, server.Config{StatsChannel: "/bayeuxhub/stats", StatsInterval: 50 * time.Millisecond, Hub: actors.Options{AnonPublish: true}})
+	c := newClient(t, srv).start()
+	if r := c.subscribe("/bayeuxhub/stats"); r["successful"] != true {
+		t.Fatalf("subscribe to the statistics: %v", r)
+	}
+	want := "403:/bayeuxhub/stats:Publishing on this channel is server-only"
+	if r := c.publish("/bayeuxhub/stats", msg{"clients": 999999}); r["error"] != want {
+		t.Fatalf("publish after a handshake: %v", r)
+	}
+	_, replies := c.post(msg{"channel": "/bayeuxhub/stats", "data": msg{"clients": 999999}})
+	if r := only(t, replies, "/bayeuxhub/stats"); r["error"] != want {
+		t.Fatalf("anonymous publish: %v", r)
+	}
+	if r := c.publish("/chat/demo", msg{"user": "a", "chat": "b"}); r["successful"] != true {
+		t.Fatalf("chat publish: %v", r)
+	}
+	for _, m := range c.deliveries(3, 10*time.Second) {
+		if d, _ := m["data"].(map[string]any); m["channel"] == "/bayeuxhub/stats" && d["clients"] == float64(999999) {
+			t.Fatalf("a forged statistic was delivered: %v", m)
+		}
+	}
+}
