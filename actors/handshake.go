@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 func (h *Hub) handshake(m *protocol.Message, req *RemoteRequest) []byte {
 	r := protocol.ReplyTo(m)
 	r.Version = protocol.Version
-	r.SupportedConnectionTypes = h.opts.ConnectionTypes
+	r.SupportedConnectionTypes = *h.connTypes.Load()
 	none := &protocol.Advice{Reconnect: protocol.ReconnectNone}
 	if h.draining.Load() {
 		e := &protocol.Error{Code: protocol.CodeServiceUnavailable, Message: "Server shutting down",
@@ -175,15 +176,45 @@ func (h *Hub) commonType(types []string) bool {
 	return false
 }
 
-// servesType reports whether connection type t is one of
-// Options.ConnectionTypes.
+// servesType reports whether connection type t is one the hub offers
+// (Options.ConnectionTypes, or SetConnectionTypes).
 func (h *Hub) servesType(t string) bool {
-	for _, s := range h.opts.ConnectionTypes {
-		if t == s {
-			return true
+	return slices.Contains(*h.connTypes.Load(), t)
+}
+
+// SetConnectionTypes replaces the Bayeux connection types the hub offers in
+// handshake replies and accepts in /meta/connect, in order of preference.
+// The transports' mounting helper (transport.Attach) calls it with the
+// types of the transports it mounts; call it yourself only when you mount
+// transport handlers by hand. Each type must be one of protocol.LongPolling,
+// protocol.CallbackPolling and protocol.WebSocket.
+func (h *Hub) SetConnectionTypes(types []string) error {
+	if err := checkConnectionTypes(types); err != nil {
+		return fmt.Errorf("bayeuxhub: %w", err)
+	}
+	t := slices.Clone(types)
+	h.connTypes.Store(&t)
+	return nil
+}
+
+// checkConnectionTypes refuses an empty list and unknown or repeated
+// types.
+func checkConnectionTypes(types []string) error {
+	if len(types) == 0 {
+		return errors.New("no connection types")
+	}
+	for i, t := range types {
+		switch t {
+		case protocol.LongPolling, protocol.CallbackPolling, protocol.WebSocket:
+		default:
+			return fmt.Errorf("unknown connection type %q (want %s, %s or %s)", t,
+				protocol.LongPolling, protocol.CallbackPolling, protocol.WebSocket)
+		}
+		if slices.Contains(types[:i], t) {
+			return fmt.Errorf("connection type %q listed twice", t)
 		}
 	}
-	return false
+	return nil
 }
 
 // spawnSession asks the supervisor for a new session actor and waits.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,8 @@ type Hub struct {
 
 	chanMu   sync.RWMutex
 	channels map[string]*channelEntry // pattern -> channel; written by the hub actor only
+
+	connTypes atomic.Pointer[[]string] // see SetConnectionTypes
 
 	draining atomic.Bool
 	closed   atomic.Bool
@@ -110,6 +113,8 @@ func Start(system *actor.ActorSystem, opts Options) (*Hub, error) {
 		browserHeld: make(map[string]int),
 		start:       time.Now(),
 	}
+	types := slices.Clone(opts.ConnectionTypes)
+	h.connTypes.Store(&types)
 	props := actor.PropsFromProducer(func() actor.Actor { return &hubActor{hub: h} },
 		actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, h.decide("child"))))
 	pid, err := system.Root.SpawnNamed(props, opts.Alias)

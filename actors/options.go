@@ -108,8 +108,9 @@ type Options struct {
 
 	// ConnectionTypes are the Bayeux connection types the hub's transports
 	// serve, in order of preference: offered in handshake replies and
-	// accepted in /meta/connect. Default: long-polling and callback-polling;
-	// server.Config sets it from the transports it mounts (websocket too).
+	// accepted in /meta/connect. Default: long-polling and callback-polling.
+	// transport.Attach replaces it with the types of the transports it
+	// mounts (see Hub.SetConnectionTypes), so an embedder need not set it.
 	ConnectionTypes []string
 
 	// MaxQueue bounds the messages a session keeps for its client (queued
@@ -211,7 +212,7 @@ func (o Options) validate() error {
 	default:
 		return fmt.Errorf("unknown queue policy %q (want %q or %q)", o.QueuePolicy, QueueDisconnect, QueueDropOldest)
 	}
-	return nil
+	return checkConnectionTypes(o.ConnectionTypes)
 }
 
 // Client is what hooks and service handlers see of one client session.

@@ -13,6 +13,7 @@ const Version = "1.0"
 const (
 	LongPolling     = "long-polling"
 	CallbackPolling = "callback-polling"
+	WebSocket       = "websocket"
 )
 
 // Reconnect advice values (spec: advice, reconnect).
