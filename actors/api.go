@@ -228,8 +228,3 @@ type forLocal struct {
 	op       any
 	replyTo  *actor.PID
 }
-
-// pushWire encodes a checked Push for a remote client.
-func pushWire(p *Push) []byte {
-	return protocol.AppendDelivery(nil, p.Channel, p.Data.(json.RawMessage), nil, nil)
-}

@@ -192,7 +192,7 @@ func argsOf(channel string) []string {
 // per channel asked about. It continues the job with then when every
 // answer allowed, and fails the message with the first refusal otherwise.
 type hookWait struct {
-	job  *job
+	job  *batchJob
 	msg  *protocol.Message
 	left int
 	err  *protocol.Error

@@ -22,9 +22,7 @@ func (h *Hub) handshake(m *protocol.Message, req *RemoteRequest) []byte {
 	r.SupportedConnectionTypes = *h.connTypes.Load()
 	none := &protocol.Advice{Reconnect: protocol.ReconnectNone}
 	if h.draining.Load() {
-		e := &protocol.Error{Code: protocol.CodeServiceUnavailable, Message: "Server shutting down",
-			Advice: &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Int(1000)}}
-		return r.Fail(e).AppendJSON(nil)
+		return r.Fail(protocol.ErrShuttingDown(protocol.ReconnectHandshake)).AppendJSON(nil)
 	}
 	if m.Version == "" || !strings.HasPrefix(m.Version, "1") {
 		e := &protocol.Error{Code: protocol.CodeUnsupported, Args: []string{m.Version}, Message: "Unsupported version", Advice: none}
@@ -235,8 +233,17 @@ func (h *Hub) spawnSession(ref *sessionRef, c *Client) error {
 	}
 }
 
-// connectAdvice is the advice sent with handshake and connect replies.
+// connectAdvice is the advice sent with handshake and connect replies. A
+// draining hub answers connects at once: its advice makes clients come
+// back after DrainRetryInterval instead of at once, in a loop.
 func (h *Hub) connectAdvice() *protocol.Advice {
+	if h.draining.Load() {
+		return &protocol.Advice{
+			Reconnect: protocol.ReconnectRetry,
+			Interval:  protocol.Int(DrainRetryInterval.Milliseconds()),
+			Timeout:   protocol.Int(h.opts.PollTimeout.Milliseconds()),
+		}
+	}
 	return &protocol.Advice{
 		Reconnect: protocol.ReconnectRetry,
 		Interval:  protocol.Int(0),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,9 +14,6 @@ import (
 
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
-
-// ErrClosed is returned by hub operations after Shutdown has begun.
-var ErrClosed = errors.New("bayeuxhub: hub is shut down")
 
 // Hub is a running Bayeux hub inside an actor system. Create one with Start;
 // all its methods are safe for concurrent use.
@@ -38,12 +34,15 @@ type Hub struct {
 
 	connTypes atomic.Pointer[[]string] // see SetConnectionTypes
 
-	draining atomic.Bool
-	closed   atomic.Bool
-	// publishGate orders publishes before Drain: every publish holds it for
-	// reading while it checks draining and routes; Drain takes it for
-	// writing once, so no accepted publish is still on its way after.
-	publishGate sync.RWMutex
+	draining  atomic.Bool
+	drainOnce sync.Once
+	drained   chan struct{} // closed when every session has drained
+	closed    atomic.Bool
+	// publishing orders publishes before Drain (see gate.go).
+	publishing gate
+
+	events     *eventQueue // see events.go
+	streamBase int32       // event stream subscribers the actor system made
 
 	ipMu  sync.Mutex
 	perIP map[string]int // open remote sessions by remote host
@@ -86,6 +85,9 @@ type Stats struct {
 	BrokerErrors uint64
 	// Expired counts sessions ended because their token expired.
 	Expired uint64
+	// EventsDropped counts events the Callback (and the event stream)
+	// missed because they were MaxEventBacklog events behind.
+	EventsDropped uint64
 	// Refusals counts refused handshakes, subscribes and publishes by
 	// action, channel rule and reason.
 	Refusals []Refusal
@@ -112,7 +114,9 @@ func Start(system *actor.ActorSystem, opts Options) (*Hub, error) {
 		perIP:       make(map[string]int),
 		browserHeld: make(map[string]int),
 		start:       time.Now(),
+		streamBase:  system.EventStream.Length(),
 	}
+	h.startEvents()
 	types := slices.Clone(opts.ConnectionTypes)
 	h.connTypes.Store(&types)
 	props := actor.PropsFromProducer(func() actor.Actor { return &hubActor{hub: h} },
@@ -158,66 +162,61 @@ func (h *Hub) PollTimeout() time.Duration { return h.opts.PollTimeout }
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	return Stats{
-		Clients:      int(h.stats.clients.Load()),
-		Channels:     int(h.stats.channels.Load()),
-		Published:    h.stats.published.Load(),
-		Delivered:    h.stats.delivered.Load(),
-		Handshakes:   h.stats.handshakes.Load(),
-		Queued:       int(h.stats.queued.Load()),
-		Held:         int(h.stats.held.Load()),
-		Overflows:    h.stats.overflows.Load(),
-		Dropped:      h.stats.dropped.Load(),
-		BrokerErrors: h.stats.brokerErrors.Load(),
-		Expired:      h.stats.expired.Load(),
-		Refusals:     h.refusals.snapshot(),
-		Uptime:       time.Since(h.start),
+		Clients:       int(h.stats.clients.Load()),
+		Channels:      int(h.stats.channels.Load()),
+		Published:     h.stats.published.Load(),
+		Delivered:     h.stats.delivered.Load(),
+		Handshakes:    h.stats.handshakes.Load(),
+		Queued:        int(h.stats.queued.Load()),
+		Held:          int(h.stats.held.Load()),
+		Overflows:     h.stats.overflows.Load(),
+		Dropped:       h.stats.dropped.Load(),
+		BrokerErrors:  h.stats.brokerErrors.Load(),
+		Expired:       h.stats.expired.Load(),
+		EventsDropped: h.events.dropped.Load(),
+		Refusals:      h.refusals.snapshot(),
+		Uptime:        time.Since(h.start),
 	}
 }
 
 // Drain prepares the hub to stop without losing an accepted publish. New
-// publishes are refused (503) from now on; every publish already accepted
-// is carried through its channel actors into its subscribers' queues; then
+// publishes and handshakes are refused (503) from now on; every publish
+// already accepted is carried through to its subscribers' queues; then
 // every held /meta/connect is answered with what is queued, and later
-// connects are answered at once. Clients can still fetch what is queued
-// until the transport stops. Drain returns when that is done or ctx ends.
+// connects are answered at once with advice to come back after
+// DrainRetryInterval. Clients can still fetch what is queued until the
+// transport stops. Drain returns when that is done, or with ctx's error
+// when ctx ends first. It waits for every session: called from code that
+// runs on a session (a service handler, the MessageACL), it can return
+// only when ctx ends.
 func (h *Hub) Drain(ctx context.Context) error {
-	if h.draining.Swap(true) {
-		return nil
+	h.draining.Store(true)
+	// Wait out the publishes that were accepted before: routing sends
+	// from the publisher's goroutine, so once they are done every accepted
+	// message is in its subscribers' mailboxes, ahead of the drain below.
+	if err := h.publishing.close(ctx); err != nil {
+		return fmt.Errorf("bayeuxhub: drain: %w", err)
 	}
-	// Taking the gate once waits out the publishes that saw draining ==
-	// false: the empty critical section is the point, a barrier.
-	h.publishGate.Lock()
-	//lint:ignore SA2001 the empty critical section is a barrier
-	h.publishGate.Unlock()
-	// Every accepted publish has now been sent to its subscribers' sessions
-	// (routing sends from the publisher's goroutine), so the drain message
-	// reaches each session behind them.
-	drainedAll := make(chan struct{})
-	h.root.Send(h.supervisor, drain{done: drainedAll})
+	h.drainOnce.Do(func() {
+		h.drained = make(chan struct{})
+		h.root.Send(h.supervisor, drain{done: h.drained})
+	})
 	select {
-	case <-drainedAll:
+	case <-h.drained:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("bayeuxhub: drain: %w", ctx.Err())
 	}
 }
 
-// allowPublish is called around a publish's check and routing; it returns
-// false once the hub drains. The caller must call h.publishGate.RUnlock()
-// after routing when it returns true.
-func (h *Hub) allowPublish() bool {
-	h.publishGate.RLock()
-	if h.draining.Load() {
-		h.publishGate.RUnlock()
-		return false
+// publish routes m, a checked message, unless the hub is draining.
+func (h *Hub) publish(sender actor.SenderContext, m *Message) *protocol.Error {
+	if !h.publishing.enter() {
+		return protocol.ErrShuttingDown(protocol.ReconnectRetry)
 	}
-	return true
-}
-
-// errDraining is the error for a publish refused during shutdown.
-func errDraining() *protocol.Error {
-	return &protocol.Error{Code: protocol.CodeServiceUnavailable, Message: "Server shutting down",
-		Advice: &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Int(1000)}}
+	defer h.publishing.leave()
+	h.route(sender, m)
+	return nil
 }
 
 // Shutdown drains the hub, stops every session, channel and the hub actor,
@@ -229,6 +228,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	if err := h.Drain(ctx); err != nil {
+		h.closed.Store(false) // a later Shutdown may finish the job
 		return err
 	}
 	done := make(chan struct{})
@@ -247,6 +247,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		if err := b.Close(); err != nil {
 			return fmt.Errorf("bayeuxhub: close broker: %w", err)
 		}
+	}
+	if err := h.stopEvents(ctx); err != nil {
+		return err
 	}
 	h.log.Info().Msg("hub stopped")
 	return nil
@@ -324,24 +327,6 @@ func (h *Hub) routeLocal(sender actor.SenderContext, m *Message) {
 	}
 }
 
-// emit reports an event to the user's callback and, as an Event value, on
-// the actor system's event stream. A panicking callback is logged and
-// otherwise ignored.
-func (h *Hub) emit(e Event) {
-	if h.opts.Callback != nil {
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					h.log.Error().Interface("panic", r).Str("event", string(e.Type)).
-						Bytes("stack", debug.Stack()).Msg("event callback panicked")
-				}
-			}()
-			h.opts.Callback(e)
-		}()
-	}
-	h.system.EventStream.Publish(e)
-}
-
 // lookupSession returns the live session for a client id.
 func (h *Hub) lookupSession(id string) *sessionRef {
 	v, ok := h.sessions.Load(id)
@@ -354,10 +339,6 @@ func (h *Hub) lookupSession(id string) *sessionRef {
 // ---- the hub actor ----
 
 type startSupervisor struct{ ready chan *actor.PID }
-
-func errTooManyChannels(pattern string) *protocol.Error {
-	return protocol.ErrDenied(pattern, "Too many channels")
-}
 
 type hubActor struct {
 	hub   *Hub

@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 )
@@ -113,7 +112,3 @@ type HookFunc func(ctx context.Context, req *HookRequest) (*HookResult, error)
 func (f HookFunc) Check(ctx context.Context, req *HookRequest) (*HookResult, error) {
 	return f(ctx, req)
 }
-
-// ErrHookUnavailable marks a hook's error as "could not decide" rather
-// than "refused": wrap it (fmt.Errorf("...: %w", actors.ErrHookUnavailable)).
-var ErrHookUnavailable = errors.New("backend unavailable")

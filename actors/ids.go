@@ -3,6 +3,7 @@ package actors
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"runtime"
 )
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -29,4 +30,19 @@ func (h *Hub) newClientID() string {
 		return h.opts.NodeName + nodeIDSep + newClientID()
 	}
 	return newClientID()
+}
+
+// goid returns the id of the calling goroutine. It costs microseconds:
+// it is for rare calls (Shutdown from a callback), never per message.
+func goid() uint64 {
+	var buf [32]byte
+	n := runtime.Stack(buf[:], false)
+	var id uint64
+	for _, c := range buf[len("goroutine "):n] {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }

@@ -11,12 +11,6 @@ import (
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
-// ErrClientExists is returned by NewLocalClient for an id already in use.
-var ErrClientExists = errors.New("bayeuxhub: client id already in use")
-
-// ErrUnknownClient is returned when a client id names no live session.
-var ErrUnknownClient = errors.New("bayeuxhub: unknown client")
-
 // LocalClient is an in-process Bayeux client (the Perl module's local POE
 // sessions). It needs no handshake and never times out; it sees the
 // messages of remote clients and they see its own. Its methods are safe for
@@ -132,11 +126,9 @@ func (c *LocalClient) Publish(channel string, data any, opts ...PublishOption) e
 // publishLocal routes a message from Go code or the actor API, unless the
 // hub is draining.
 func (h *Hub) publishLocal(sender actor.SenderContext, m *Message) error {
-	if !h.allowPublish() {
+	if err := h.publish(sender, m); err != nil {
 		return fmt.Errorf("publish %s: %w", m.Channel, ErrClosed)
 	}
-	h.route(sender, m)
-	h.publishGate.RUnlock()
 	return nil
 }
 

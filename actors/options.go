@@ -25,6 +25,11 @@ const (
 	DefaultMaxSessionsPerBrowser = 2
 	DefaultAuthTimeout           = 5 * time.Second
 	DefaultHookTimeout           = 5 * time.Second
+	DefaultMaxEventBacklog       = 1 << 16
+	// DrainRetryInterval is the interval (advice) a draining hub gives
+	// with its connect replies, so that clients poll at that pace, not in
+	// a loop, until the hub is gone.
+	DrainRetryInterval = time.Second
 )
 
 // QueuePolicy says what a session does when its client falls so far behind
@@ -64,7 +69,17 @@ type Options struct {
 	// sends; returning an error rejects the message (Perl: MessageACL).
 	MessageACL ACLFunc
 	// Callback, when set, is told of every hub event (Perl: Callback).
+	// It runs on one goroutine of the hub's own, one event at a time, in
+	// the order the events happened, after the fact: never on a session's
+	// goroutine, so it may call any hub method (Drain and Shutdown too). A
+	// Callback that falls MaxEventBacklog events behind loses the events
+	// past that, counted in Stats.EventsDropped and logged. The same
+	// events go to the actor system's event stream, from the same
+	// goroutine.
 	Callback func(Event)
+	// MaxEventBacklog bounds the events waiting for the Callback (and the
+	// event stream); default DefaultMaxEventBacklog, negative for no bound.
+	MaxEventBacklog int
 
 	// Rules are the channel rules: who may subscribe to and publish on
 	// which channels (see package acl). They apply to remote clients; the
@@ -173,6 +188,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.ConnectionTypes = []string{protocol.LongPolling, protocol.CallbackPolling}
 	}
 	o.MaxQueue = limit(o.MaxQueue, DefaultMaxQueue)
+	o.MaxEventBacklog = limit(o.MaxEventBacklog, DefaultMaxEventBacklog)
 	o.MaxSubscriptions = limit(o.MaxSubscriptions, DefaultMaxSubscriptions)
 	o.MaxChannels = limit(o.MaxChannels, DefaultMaxChannels)
 	o.MaxMessageSize = limit(o.MaxMessageSize, DefaultMaxMessageSize)
@@ -256,20 +272,6 @@ type ServiceReply struct {
 	// Data is encoded as JSON; a json.RawMessage is sent as it is.
 	Data any
 }
-
-// EventType names a hub event, with the Perl module's event names.
-type EventType string
-
-// The events a hub reports through Options.Callback and the actor system's
-// event stream.
-const (
-	EventSubscribe        EventType = "subscribe"
-	EventUnsubscribe      EventType = "unsubscribe"
-	EventPublish          EventType = "publish"
-	EventClientPush       EventType = "client_push"
-	EventClientConnect    EventType = "client_connect"
-	EventClientDisconnect EventType = "client_disconnect"
-)
 
 // Event is one hub event, with the keys of the Perl module's callback hash.
 type Event struct {

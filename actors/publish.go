@@ -43,11 +43,9 @@ func (h *Hub) clientless(m *protocol.Message, req *RemoteRequest) []byte {
 			return r.Fail(h.hookError(actionPublish, "", "", m.Channel, herr)).AppendJSON(nil)
 		}
 	}
-	if !h.allowPublish() {
-		return r.Fail(errDraining()).AppendJSON(nil)
+	if err := h.publish(h.root, msg); err != nil {
+		return r.Fail(err).AppendJSON(nil)
 	}
-	h.route(h.root, msg)
-	h.publishGate.RUnlock()
 	r.Successful = true
 	return r.AppendJSON(nil)
 }
@@ -73,7 +71,7 @@ func checkChannel(channel string) *protocol.Error {
 	kind, err := protocol.ParseChannel(channel)
 	switch {
 	case err != nil:
-		return err.(*protocol.Error)
+		return protocol.AsError(err)
 	case kind == protocol.KindMeta:
 		return protocol.ErrDenied(channel, "Publish to /meta channels denied")
 	case kind == protocol.KindWildcard:
@@ -95,7 +93,3 @@ func CheckPublishChannel(channel string) error {
 	}
 	return nil
 }
-
-// errServiceChannel refuses a server-side publish to a /service channel:
-// services answer remote clients only.
-var errServiceChannel = protocol.ErrDenied("", "Service channels answer remote clients only")

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -31,7 +32,8 @@ func (h *Hub) callService(c *Client, m *protocol.Message) (out [][]byte, perr *p
 	}()
 	replies, err := fn(c, m)
 	if err != nil {
-		if pe, ok := err.(*protocol.Error); ok {
+		var pe *protocol.Error
+		if errors.As(err, &pe) {
 			return nil, pe
 		}
 		return nil, &protocol.Error{Code: protocol.CodeServerError, Args: []string{m.Channel}, Message: err.Error()}
@@ -49,7 +51,7 @@ func (h *Hub) callService(c *Client, m *protocol.Message) (out [][]byte, perr *p
 // serviceMsg runs a /service handler; its replies go to this client only:
 // in this response, or, for a client using the ack extension (which takes
 // every message through /meta/connect), in its next connect.
-func (s *session) serviceMsg(ctx actor.Context, j *job, m *protocol.Message) {
+func (s *session) serviceMsg(ctx actor.Context, j *batchJob, m *protocol.Message) {
 	replies, err := s.hub.callService(s.client, m)
 	if err != nil {
 		s.fail(j, m, err)
@@ -60,7 +62,7 @@ func (s *session) serviceMsg(ctx actor.Context, j *job, m *protocol.Message) {
 	s.reply(j, r)
 	if s.ref.ack {
 		for _, w := range replies {
-			s.enqueue(ctx, w)
+			s.rem.enqueue(ctx, w)
 		}
 		return
 	}

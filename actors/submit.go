@@ -109,7 +109,8 @@ type step struct {
 // submitBatch sends a batch to the client's session.
 func (h *Hub) submitBatch(clientID string, msgs []*protocol.Message, req *RemoteRequest) *step {
 	ref := h.lookupSession(clientID)
-	if ref == nil {
+	if ref == nil || ref.local {
+		// A local client's id is not a remote client's to use.
 		return &step{ready: failAll(msgs, protocol.ErrUnknownClient(clientID))}
 	}
 	b := &remoteBatch{msgs: msgs, browser: req.BrowserID, header: req.Header, push: req.Push, result: make(chan *batchResult, 1)}

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 )
@@ -117,4 +118,25 @@ func ErrRateLimited(channel string) *Error {
 func ErrDisconnected(clientID string) *Error {
 	return &Error{Code: CodeDenied, Args: []string{clientID}, Message: "Disconnected by the server",
 		Advice: &Advice{Reconnect: ReconnectNone}}
+}
+
+// ErrShuttingDown refuses a request because the server is shutting down,
+// advising the client to come back (reconnect is ReconnectRetry for a
+// publish, ReconnectHandshake for a handshake) after a second, when the
+// server or another one behind the same address may serve it.
+func ErrShuttingDown(reconnect string) *Error {
+	return &Error{Code: CodeServiceUnavailable, Message: "Server shutting down",
+		Advice: &Advice{Reconnect: reconnect, Interval: Int(1000)}}
+}
+
+// AsError returns the *Error that err is or wraps, or, for any other
+// error, a 500 with its text. Code that passes on an error from user code
+// (an ACL, a service, a hook) uses it, so that a wrapped *Error keeps its
+// code.
+func AsError(err error) *Error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &Error{Code: CodeServerError, Message: err.Error()}
 }

@@ -1,0 +1,295 @@
+package actors
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/bayeuxhub/bayeuxhub/protocol"
+)
+
+// remoteOutbox is a remote client's outbound side: the queue of encoded
+// messages, the held /meta/connect that carries them, the pushing
+// transport that takes them as they come (WebSocket), the CometD ack
+// extension's unacknowledged messages, and the queue limit. It is part of
+// its session and used on the session's goroutine only.
+type remoteOutbox struct {
+	s     *session
+	queue [][]byte // encoded messages waiting for a connect
+
+	held        *batchJob // the batch whose /meta/connect is held
+	heldGen     uint64
+	heldTimer   *time.Timer
+	heldBrowser string // BAYEUX_BROWSER id whose one long poll this is
+
+	// The CometD ack extension (ref.ack): messages sent in connect replies
+	// stay in unacked until the client acknowledges their batch.
+	unacked []sentMsg
+	batch   int64
+
+	// pusher, when set, takes deliveries as they come (WebSocket).
+	pusher func([][]byte) bool
+
+	connected      bool // a first connect has been answered
+	flushScheduled bool
+	draining       bool
+}
+
+// sentMsg is a message sent in a connect reply and not yet acknowledged.
+type sentMsg struct {
+	wire  []byte
+	batch int64
+}
+
+func (o *remoteOutbox) deliver(ctx actor.Context, _ *subscription, m *Message) {
+	o.enqueue(ctx, m.wireJSON())
+}
+
+// close forgets what is queued; held connects are answered by the
+// session's stopping.
+func (o *remoteOutbox) close() {
+	if n := len(o.queue) + len(o.unacked); n > 0 {
+		o.s.logger().Info().Int("undelivered", n).Msg("session ended with undelivered messages")
+	}
+	o.s.hub.stats.queued.Add(-int64(len(o.queue)))
+	o.queue = nil
+}
+
+// hold answers a batch's /meta/connect at once or holds it until there is
+// something to deliver or the poll timeout passes.
+func (o *remoteOutbox) hold(ctx actor.Context, j *batchJob) {
+	s := o.s
+	first := !o.connected
+	o.connected = true
+	if o.held != nil { // one held connect per client: the older one returns, empty
+		o.answerHeld(false)
+	}
+	o.pushQueue() // a pushing transport sends deliveries on their own
+	if first || len(o.queue) > 0 || len(o.unacked) > 0 || o.draining || j.connTimeout <= 0 {
+		j.connect.Successful = true
+		o.send(j, o.takeQueue(), true)
+		s.ref.idleSince.Store(time.Now().UnixNano())
+		return
+	}
+	if id := j.b.browser; id != "" {
+		if !s.hub.holdBrowser(id) {
+			// Another client (tab) of this browser holds a long poll: poll
+			// instead of holding, as the spec's multiple-clients section says.
+			a := s.hub.connectAdvice()
+			a.Interval = protocol.Int(s.hub.opts.MultiSessionInterval.Milliseconds())
+			a.MultipleClients = true
+			j.connect.Successful, j.connect.Advice = true, a
+			o.send(j, nil, true)
+			s.ref.idleSince.Store(time.Now().UnixNano())
+			return
+		}
+		o.heldBrowser = id
+	}
+	o.held = j
+	s.hub.stats.held.Add(1)
+	o.heldGen++
+	gen, self, root := o.heldGen, ctx.Self(), s.hub.root
+	o.heldTimer = time.AfterFunc(j.connTimeout, func() { root.Send(self, pollTimeout{gen: gen}) })
+	s.ref.idleSince.Store(0)
+}
+
+// pollTimeout answers the held connect of generation gen, if it is still
+// held, with what is queued.
+func (o *remoteOutbox) pollTimeout(gen uint64) {
+	if o.held != nil && gen == o.heldGen {
+		o.pushQueue() // a pushing transport takes the queue first, in order
+		o.answerHeld(true)
+	}
+}
+
+// drain answers the held connect at once, with advice to come back
+// later, and holds no connect from now on.
+func (o *remoteOutbox) drain() {
+	o.draining = true
+	if o.held != nil {
+		o.held.connect.Advice = o.s.hub.connectAdvice()
+		o.pushQueue()
+		o.answerHeld(true)
+	}
+}
+
+// pushQueue hands the queue to the pushing transport, if there is one and
+// it takes it.
+func (o *remoteOutbox) pushQueue() {
+	if o.pusher != nil && len(o.queue) > 0 && o.pusher(o.queue) {
+		o.takeQueue()
+	}
+}
+
+// flush sends what is queued: through the push transport when there is
+// one, else in the held connect.
+func (o *remoteOutbox) flush() {
+	o.flushScheduled = false
+	if len(o.queue) == 0 {
+		return
+	}
+	if o.pusher != nil {
+		o.pushQueue()
+		return
+	}
+	if o.held != nil {
+		o.answerHeld(true)
+	}
+}
+
+// unhold forgets the held connect without answering it.
+func (o *remoteOutbox) unhold() *batchJob {
+	j := o.held
+	o.held = nil
+	o.s.hub.stats.held.Add(-1)
+	if o.heldTimer != nil {
+		o.heldTimer.Stop()
+		o.heldTimer = nil
+	}
+	if o.heldBrowser != "" {
+		o.s.hub.releaseBrowser(o.heldBrowser)
+		o.heldBrowser = ""
+	}
+	o.s.ref.idleSince.Store(time.Now().UnixNano())
+	return j
+}
+
+// answerHeld completes the held connect, with everything queued when
+// withQueue is set.
+func (o *remoteOutbox) answerHeld(withQueue bool) {
+	j := o.unhold()
+	j.connect.Successful = true
+	var q [][]byte
+	if withQueue {
+		q = o.takeQueue()
+	}
+	o.send(j, q, withQueue)
+}
+
+// stopHeld answers the held connect, if any, as the session ends: with
+// err, or successfully with advice when the client was told to go away
+// (advice reconnect "none") and no error.
+func (o *remoteOutbox) stopHeld(err *protocol.Error, advice *protocol.Advice) {
+	if o.held == nil {
+		return
+	}
+	j := o.unhold()
+	if err == nil && advice != nil && advice.Reconnect == protocol.ReconnectNone {
+		j.connect.Successful = true
+		j.connect.Advice = advice
+	} else {
+		if err == nil {
+			err = protocol.ErrUnknownClient(o.s.ref.id)
+		}
+		j.connect.Fail(err)
+	}
+	o.send(j, o.takeQueue(), true)
+}
+
+// send delivers a batch's result: its replies, the deliveries, and the
+// connect reply last. With the ack extension, a connect reply carries every
+// unacknowledged message and the batch number the client acknowledges
+// with its next connect.
+func (o *remoteOutbox) send(j *batchJob, deliveries [][]byte, resend bool) {
+	if j.connect != nil && j.connect.Successful && o.s.ref.ack {
+		if resend {
+			deliveries = o.sendBatch(deliveries)
+		}
+		j.connect.Ext = json.RawMessage(`{"ack":` + strconv.FormatInt(o.batch, 10) + `}`)
+	}
+	res := &batchResult{replies: j.out, deliveries: deliveries}
+	if j.connect != nil {
+		res.tail = [][]byte{j.connect.AppendJSON(make([]byte, 0, 160))}
+	}
+	j.b.result <- res
+}
+
+// sendBatch moves fresh messages to unacked under a new batch number and
+// returns every unacknowledged message, oldest first.
+func (o *remoteOutbox) sendBatch(fresh [][]byte) [][]byte {
+	if len(fresh) == 0 && len(o.unacked) == 0 {
+		return nil
+	}
+	o.batch++
+	for _, w := range fresh {
+		o.unacked = append(o.unacked, sentMsg{wire: w, batch: o.batch})
+	}
+	out := make([][]byte, len(o.unacked))
+	for i, m := range o.unacked {
+		out[i] = m.wire
+	}
+	return out
+}
+
+// acknowledge drops the messages of every batch up to and including n.
+func (o *remoteOutbox) acknowledge(n int64) {
+	i := 0
+	for i < len(o.unacked) && o.unacked[i].batch <= n {
+		i++
+	}
+	if i > 0 {
+		o.unacked = append(o.unacked[:0:0], o.unacked[i:]...)
+	}
+}
+
+func (o *remoteOutbox) takeQueue() [][]byte {
+	q := o.queue
+	o.queue = nil
+	o.s.hub.stats.queued.Add(-int64(len(q)))
+	return q
+}
+
+// abandon handles a request that went away: a held connect is dropped with
+// the queue kept; a result already sent but not read is taken back (with
+// the ack extension it is still in unacked, to be sent again).
+func (o *remoteOutbox) abandon(b *remoteBatch) {
+	b.abandoned = true
+	if o.held != nil && o.held.b == b {
+		o.unhold()
+		return
+	}
+	select {
+	case res := <-b.result:
+		if len(res.deliveries) > 0 && !o.s.ref.ack {
+			o.queue = append(res.deliveries, o.queue...)
+			o.s.hub.stats.queued.Add(int64(len(res.deliveries)))
+		}
+	default:
+	}
+}
+
+// enqueue adds an encoded message for the client and schedules a flush of
+// a held connect. The flush is a message to self, so deliveries already in
+// the mailbox join the same response. At Options.MaxQueue the queue policy
+// applies.
+func (o *remoteOutbox) enqueue(ctx actor.Context, wire []byte) {
+	if max := o.s.hub.opts.MaxQueue; max > 0 && len(o.queue)+len(o.unacked) >= max {
+		if !o.s.overflow(ctx, o.dropOldest) {
+			return
+		}
+	}
+	o.queue = append(o.queue, wire)
+	o.s.hub.stats.queued.Add(1)
+	if (o.held != nil || o.pusher != nil) && !o.flushScheduled {
+		o.flushScheduled = true
+		ctx.Send(ctx.Self(), flushNow{})
+	}
+}
+
+// dropOldest drops the oldest unacknowledged or queued message; it
+// reports whether there was one.
+func (o *remoteOutbox) dropOldest() bool {
+	switch {
+	case len(o.unacked) > 0:
+		o.unacked = o.unacked[1:]
+	case len(o.queue) > 0:
+		o.queue[0] = nil
+		o.queue = o.queue[1:]
+		o.s.hub.stats.queued.Add(-1)
+	default:
+		return false
+	}
+	return true
+}
