@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"runtime/debug"
 	"strings"
 )
 
@@ -116,6 +117,13 @@ func (h *Hub) brokerPublish(m *Message) {
 	if h.opts.Broker == nil || m.fromBroker {
 		return
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			h.stats.brokerErrors.Add(1)
+			h.log.Error().Interface("panic", r).Str("channel", m.Channel).Bytes("stack", debug.Stack()).
+				Msg("broker publish panicked; other nodes miss this message")
+		}
+	}()
 	if err := h.opts.Broker.Publish(m); err != nil {
 		h.stats.brokerErrors.Add(1)
 		h.log.Warn().Err(err).Str("channel", m.Channel).Msg("broker publish failed; other nodes miss this message")
