@@ -47,8 +47,9 @@ type Unsubscribe struct {
 
 // Push sends a message to one client only, outside publish/subscribe (Perl:
 // client_push): a remote client gets it with its next or held /meta/connect;
-// a local client gets it through its oldest subscription that matches
-// Channel.
+// a local client gets it through the subscription its Channel matches (of
+// that exact channel, else the oldest pattern), and not at all when none
+// does.
 type Push struct {
 	ClientID string
 	Channel  string
@@ -134,9 +135,6 @@ type DisconnectOption func(*kick)
 // the Perl module's client_disconnect did.
 func NoReconnect() DisconnectOption { return func(k *kick) { k.noReconnect = true } }
 
-// kick asks a session to end (Disconnect).
-type kick struct{ noReconnect bool }
-
 func newKick(opts []DisconnectOption) *kick {
 	k := &kick{}
 	for _, o := range opts {
@@ -218,13 +216,4 @@ func (a *hubActor) handleAPI(ctx actor.Context, msg any) bool {
 		return false
 	}
 	return true
-}
-
-// forLocal asks the supervisor to pass op to a client's session, creating a
-// local session first when create is set and none exists.
-type forLocal struct {
-	clientID string
-	create   bool
-	op       any
-	replyTo  *actor.PID
 }

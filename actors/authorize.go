@@ -188,23 +188,6 @@ func argsOf(channel string) []string {
 	return []string{channel}
 }
 
-// hookWait is a session's wait for the hook answers about one message: one
-// per channel asked about. It continues the job with then when every
-// answer allowed, and fails the message with the first refusal otherwise.
-type hookWait struct {
-	job  *batchJob
-	msg  *protocol.Message
-	left int
-	err  *protocol.Error
-	then func()
-}
-
-// hookDone is a hook's answer, sent to the session that asked.
-type hookDone struct {
-	wait *hookWait
-	err  *protocol.Error
-}
-
 // expiry returns when a session with this identity must end (zero:
 // never), or an error for an identity that has expired already.
 func expiry(id *Identity, now time.Time) (time.Time, *protocol.Error) {

@@ -45,9 +45,6 @@ type ack struct {
 	msg any
 }
 
-// channelFlush makes a channel actor publish its list and send its acks.
-type channelFlush struct{}
-
 func (c *channelActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:

@@ -11,14 +11,40 @@
 //   - One channel actor per channel name and per wildcard pattern owns that
 //     channel's subscriber list and publishes an immutable copy of it after
 //     every change, for routing.
-//   - The supervisor actor is the parent of every session actor. It expires
-//     sessions whose client has not had a /meta/connect outstanding for
-//     Options.ConnectTimeout, and when a session ends for any reason (expiry,
-//     disconnect, panic) it completes the session's held connect and forgets
-//     it. Channel actors watch their subscribers, so a session that ends is
-//     unsubscribed everywhere without a scan.
+//   - The supervisor actor is the parent of every session actor. It
+//     spawns sessions, expires those whose client has not had a
+//     /meta/connect outstanding for Options.ConnectTimeout, and forgets a
+//     session when it ends for any reason (expiry, disconnect, panic). The
+//     session itself answers its held connect as it stops. Channel actors
+//     watch their subscribers, so a session that ends is unsubscribed
+//     everywhere without a scan.
 //   - One session actor per client, remote (HTTP) or local (in-process),
-//     holds its subscriptions, its outbound queue and its held /meta/connect.
+//     holds its subscriptions and runs its jobs in order: the batches of a
+//     remote client's requests (batch.go), a local client's subscribes and
+//     unsubscribes (localop.go). What the client receives goes to its
+//     outbox: for a remote client the queue, the held /meta/connect and the
+//     pushing socket (outbox_remote.go); for a local client its PIDs and
+//     the goroutine that runs its callbacks (outbox.go).
+//
+// # Where things are
+//
+//	hub.go          Hub, Start, Drain, Shutdown, routing, the hub actor
+//	api.go          the actor API (Publish, Subscribe, Push, ...), Push, Disconnect
+//	local.go        LocalClient, Hub.Publish
+//	admin.go        listings and per-user operations, cluster-wide
+//	submit.go       HandleRemote and Submit: a transport's requests to sessions
+//	handshake.go    handshakes, identity, connection types, advice
+//	authorize.go    channel rules, MessageACL, hooks, refusal counts
+//	session.go      the session actor and its subscriptions
+//	job.go          the session's job loop; batch.go, localop.go: the jobs
+//	outbox*.go      where a session's deliveries go
+//	channel.go      the channel actor; supervisor.go: the supervisor
+//	events.go       Options.Callback and the event stream, on one goroutine
+//	gate.go         how Drain waits for publishes in flight
+//	messages.go     every message the actors send each other
+//	errors.go       the API's errors
+//	ordering.txt    every send, every blocking wait, every lock, and the
+//	                rule that keeps them acyclic
 //
 // # Routing
 //
@@ -46,10 +72,14 @@
 //
 // No actor waits on another: every exchange is one-way messages, and the
 // only goroutines that block are callers outside the actor system (an HTTP
-// request waiting for its replies, a LocalClient call), which wait on a Go
-// channel that the session answers or that closes when the session ends.
+// request waiting for its replies, a LocalClient call, Drain), which wait
+// on a Go channel that the session answers or that closes when the session
+// ends. User code runs where it cannot hold up what it may call: local
+// callbacks on their client's callback goroutine, Options.Callback on the
+// hub's event goroutine, hooks on goroutines of their own. ordering.txt
+// lists every send and wait.
 //
 //	transport --batch--> session --subscribe--> hub --add--> channel --ack--> session
 //	session/local --message--> subscriber sessions (lists read from the channels)
-//	supervisor --expire--> session;  session --terminated--> supervisor, channel
+//	supervisor --expire, drain--> session;  session --terminated--> supervisor, channel
 package actors

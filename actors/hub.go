@@ -338,8 +338,6 @@ func (h *Hub) lookupSession(id string) *sessionRef {
 
 // ---- the hub actor ----
 
-type startSupervisor struct{ ready chan *actor.PID }
-
 type hubActor struct {
 	hub   *Hub
 	adds  map[string]uint64 // pattern -> subscribes forwarded

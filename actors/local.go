@@ -46,8 +46,14 @@ func (c *LocalClient) ID() string { return c.ref.id }
 func (c *LocalClient) PID() *actor.PID { return c.ref.pid }
 
 // Subscribe subscribes to a channel name or pattern; fn is called for each
-// message, one at a time, on the session's goroutine. It must not block for
-// long: it holds up the client's other deliveries.
+// message. A client's callbacks run one at a time, in delivery order, on
+// a goroutine of the client's own (not the session's): a callback may
+// call any hub method, this client's Subscribe and Unsubscribe included.
+// A slow callback holds up only this client's other callbacks; past
+// Options.MaxQueue waiting messages the queue policy applies, as for a
+// remote client. A message on a channel several of the client's
+// subscriptions match goes to the subscription of that exact channel, else
+// to the oldest pattern that matches.
 func (c *LocalClient) Subscribe(channel string, fn func(*Message)) error {
 	if fn == nil {
 		return fmt.Errorf("subscribe %s: nil callback", channel)
@@ -70,8 +76,9 @@ func (c *LocalClient) subscribe(channel string, k sink) error {
 	return c.wait(reply)
 }
 
-// Unsubscribe ends a subscription; no message arrives through it after
-// Unsubscribe returns.
+// Unsubscribe ends a subscription; no callback (or message to a PID)
+// through it starts after Unsubscribe returns. It returns ErrNotSubscribed
+// (wrapped) for a channel the client is not subscribed to.
 func (c *LocalClient) Unsubscribe(channel string) error {
 	reply := make(chan error, 1)
 	c.hub.root.Send(c.ref.pid, &localUnsubscribe{pattern: channel, reply: reply})

@@ -10,6 +10,11 @@ import (
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
+// This file holds every message the hub's actors send each other, by
+// who sends them to whom (ordering.txt lists the sends and waits). The
+// messages an application sends (Publish, Subscribe, Unsubscribe, Push,
+// Disconnect, and their *Result) are the actor API, in api.go.
+
 // Message is a published message as its subscribers receive it. One Message
 // is shared by every subscriber of a publish: treat it as read-only.
 type Message struct {
@@ -69,6 +74,9 @@ type abandon struct{ b *remoteBatch }
 
 // ---- session <-> hub <-> channel ----
 
+// channelFlush makes a channel actor publish its list and send its acks.
+type channelFlush struct{}
+
 // subscribeReq asks the hub to add session to the channel actor for pattern,
 // creating it if needed.
 type subscribeReq struct {
@@ -107,13 +115,36 @@ type channelIdle struct {
 	adds    uint64
 }
 
+// ---- hooks -> session ----
+
+// hookWait is a session's wait for the hook answers about one message: one
+// per channel asked about. It continues the job with then when every
+// answer allowed, and fails the message with the first refusal otherwise.
+type hookWait struct {
+	job  *batchJob
+	msg  *protocol.Message
+	left int
+	err  *protocol.Error
+	then func()
+}
+
+// hookDone is a hook's answer, sent to the session that asked.
+type hookDone struct {
+	wait *hookWait
+	err  *protocol.Error
+}
+
 // ---- session self-messages and supervisor ----
 
+// flushNow makes a remote session send what it has queued (outbox
+// flush), behind the deliveries already in its mailbox.
 type flushNow struct{}
 
 // tokenExpired tells a session that its client's token has expired.
 type tokenExpired struct{}
 
+// pollTimeout ends the held connect of generation gen at the poll
+// timeout.
 type pollTimeout struct{ gen uint64 }
 
 // expire asks a session to end if its client is still idle.
@@ -134,7 +165,24 @@ type spawnSession struct {
 	reply  chan error
 }
 
+// sweep makes the supervisor look for idle sessions (its ticker).
 type sweep struct{}
+
+// startSupervisor asks the hub actor to spawn the supervisor, whose PID
+// it sends on ready.
+type startSupervisor struct{ ready chan *actor.PID }
+
+// kick asks a session to end (Disconnect).
+type kick struct{ noReconnect bool }
+
+// forLocal asks the supervisor to pass op to a client's session, creating a
+// local session first when create is set and none exists.
+type forLocal struct {
+	clientID string
+	create   bool
+	op       any
+	replyTo  *actor.PID
+}
 
 // ---- local clients ----
 
