@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,9 +78,11 @@ type Config struct {
 	AllowedOrigins []string
 	// Transports lists the enabled connection types, in order of
 	// preference: websocket, long-polling, callback-polling (default all
-	// three). They are offered in handshake replies (unless
-	// Hub.ConnectionTypes is set); a request over a disabled one gets a
-	// Bayeux 400 error.
+	// three), mounted at /cometd by transport.Attach. They are offered in
+	// handshake replies (unless Hub.ConnectionTypes is set: then that list
+	// is offered, as when a proxy is known to refuse upgrades or to test a
+	// client's fallback); a request over a disabled one gets a Bayeux 400
+	// error.
 	Transports []string
 	// NATS lists NATS server URLs; when set (and Hub.Broker is not), the
 	// hub joins the other hubs on them through a broker.NATS.
@@ -112,8 +113,8 @@ type Server struct {
 	served    chan error
 	stopStats chan struct{}
 	statsDone chan struct{}
-	ws        *transport.WebSocket // nil when websocket is disabled
-	serving   atomic.Bool          // the HTTP server is accepting connections
+	bayeux    *transport.Endpoint // the transports at /cometd
+	serving   atomic.Bool         // the HTTP server is accepting connections
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -173,9 +174,6 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Hub.Broker = b
 	}
-	if len(cfg.Hub.ConnectionTypes) == 0 {
-		cfg.Hub.ConnectionTypes = cfg.Transports
-	}
 	if p := cfg.Proxy; p != nil {
 		setHook(&cfg.Hub.HandshakeHook, p.Handshake())
 		setHook(&cfg.Hub.SubscribeHook, p.Subscribe())
@@ -200,13 +198,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("document root: %w", err)
 	}
 	r := mux.NewRouter()
-	lp := transport.NewLongPolling(hub, transport.Options{MaxBody: cfg.MaxBody, Logger: &log, Types: cfg.Transports})
-	bayeux := transport.CORS(cfg.AllowedOrigins, lp)
-	if slices.Contains(cfg.Transports, transport.WebSocketType) {
-		s.ws = transport.NewWebSocket(hub, transport.WebSocketOptions{MaxBody: cfg.MaxBody, AllowedOrigins: cfg.AllowedOrigins, Logger: &log})
-		bayeux = s.ws.Wrap(bayeux)
+	s.bayeux, err = transport.Attach(r, "/cometd", hub, transport.Config{
+		Types:          cfg.Transports,
+		AllowedOrigins: cfg.AllowedOrigins,
+		LongPolling:    transport.Options{MaxBody: cfg.MaxBody, Logger: &log},
+		WebSocket:      transport.WebSocketOptions{MaxBody: cfg.MaxBody, Logger: &log},
+	})
+	if err == nil && len(cfg.Hub.ConnectionTypes) > 0 {
+		err = hub.SetConnectionTypes(cfg.Hub.ConnectionTypes) // offered regardless of what is served
 	}
-	transport.Mount(r, "/cometd", bayeux)
+	if err != nil {
+		_ = hub.Shutdown(context.Background())
+		return nil, fmt.Errorf("transports: %w", err)
+	}
 	r.HandleFunc("/healthz", s.healthz)
 	r.HandleFunc("/readyz", s.readyz)
 	if cfg.APIKey != "" {
@@ -326,10 +330,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 		grace.Stop()
 		tick.Stop()
-		if s.ws != nil { // http.Server.Shutdown neither closes nor waits for WebSockets
-			if err := s.ws.Close(ctx); err != nil {
-				errs = append(errs, err)
-			}
+		// http.Server.Shutdown neither closes nor waits for WebSockets.
+		if err := s.bayeux.Close(ctx); err != nil {
+			errs = append(errs, err)
 		}
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))

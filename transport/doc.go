@@ -12,4 +12,12 @@
 // through Hub.Submit like long-polling does, so a client may switch between
 // the two with the same clientId; deliveries are pushed as soon as they are
 // queued, through a bounded write queue per connection.
+//
+// Attach is the way to wire them: it builds the transports a Config
+// enables, mounts them on a gorilla/mux router at one path and below it,
+// and makes the hub offer exactly the connection types they serve
+// (Hub.SetConnectionTypes). Its Endpoint closes the WebSocket connections
+// at shutdown. NewLongPolling, NewWebSocket, Wrap and Mount remain for
+// programs that arrange the handlers themselves; those must call
+// Hub.SetConnectionTypes with the types they serve.
 package transport

@@ -20,7 +20,7 @@ import (
 )
 
 // WebSocketType is the Bayeux connection type of the WebSocket transport.
-const WebSocketType = "websocket"
+const WebSocketType = protocol.WebSocket
 
 // Defaults of WebSocketOptions.
 const (
@@ -37,15 +37,19 @@ func DefaultTypes() []string {
 	return []string{WebSocketType, protocol.LongPolling, protocol.CallbackPolling}
 }
 
-// CheckTypes reports an error for an empty list or a name that is not a
-// transport of this package (websocket, long-polling, callback-polling).
+// CheckTypes reports an error for an empty list, a name that is not a
+// transport of this package (websocket, long-polling, callback-polling) or
+// a name listed twice.
 func CheckTypes(types []string) error {
 	if len(types) == 0 {
 		return errors.New("no transport enabled")
 	}
-	for _, t := range types {
+	for i, t := range types {
 		if !slices.Contains(DefaultTypes(), t) {
 			return fmt.Errorf("unknown transport %q (want %s)", t, strings.Join(DefaultTypes(), ", "))
+		}
+		if slices.Contains(types[:i], t) {
+			return fmt.Errorf("transport %q listed twice", t)
 		}
 	}
 	return nil

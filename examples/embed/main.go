@@ -1,5 +1,6 @@
 // Command embed runs a bayeuxhub inside a program's own protoactor-go actor
-// system and gorilla/mux router, with a service, an authorization hook, an
+// system and gorilla/mux router: WebSocket and long-polling at /cometd
+// through transport.Attach, with a service, an authorization hook, an
 // event callback and a local reply bot. The README's Embedding section
 // shows this file.
 package main
@@ -15,21 +16,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/gorilla/mux"
 	"github.com/rs/zerolog"
 
 	"github.com/bayeuxhub/bayeuxhub/actors"
 	"github.com/bayeuxhub/bayeuxhub/protocol"
-	"github.com/bayeuxhub/bayeuxhub/server"
 	"github.com/bayeuxhub/bayeuxhub/transport"
 )
 
 func main() {
 	logger := zerolog.New(os.Stdout).With().Timestamp().Logger()
-	system := server.NewActorSystem(logger) // or your own *actor.ActorSystem
+	system := actor.NewActorSystem() // the program's own actor system
 
 	hub, err := actors.Start(system, actors.Options{
-		Alias:          "bayeux",
+		Alias:          "bayeux", // the hub actor's name in system (the default)
 		ConnectTimeout: 2 * time.Minute,
 		PollTimeout:    30 * time.Second,
 		Logger:         &logger,
@@ -73,12 +74,20 @@ func main() {
 		log.Fatal(err)
 	}
 
-	// Any actor can use the hub by message, as POE sessions posted to its alias.
-	system.Root.Send(hub.PID(), &actors.Publish{Channel: "/chat/demo", Data: map[string]string{"user": "system", "chat": "hub up"}})
+	// Any actor can use the hub by message, addressed by its alias, as POE sessions posted to it.
+	system.Root.Send(system.NewLocalPID("bayeux"), &actors.Publish{Channel: "/chat/demo", Data: map[string]string{"user": "system", "chat": "hub up"}})
 
-	// Mount Bayeux on your own router.
+	// Serve Bayeux on your own router: WebSocket and long-polling at /cometd and below.
+	// Attach also makes the hub offer exactly these connection types.
 	router := mux.NewRouter()
-	transport.NewLongPolling(hub, transport.Options{Logger: &logger}).Register(router, "/cometd")
+	bayeux, err := transport.Attach(router, "/cometd", hub, transport.Config{
+		Types:       []string{protocol.WebSocket, protocol.LongPolling},
+		LongPolling: transport.Options{Logger: &logger},
+		WebSocket:   transport.WebSocketOptions{Logger: &logger},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
 	router.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	srv := &http.Server{Addr: "127.0.0.1:8081", Handler: router, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -91,11 +100,17 @@ func main() {
 	defer stop()
 	<-ctx.Done()
 
-	// Clean shutdown: answer held long-polls, stop HTTP, stop the hub's actors.
+	// Clean shutdown, in this order.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = hub.Drain(shutdownCtx)
-	_ = srv.Shutdown(shutdownCtx)
-	_ = hub.Shutdown(shutdownCtx)
-	system.Shutdown()
+	warn := func(step string, err error) {
+		if err != nil {
+			logger.Warn().Err(err).Msg(step)
+		}
+	}
+	warn("drain", hub.Drain(shutdownCtx))              // 1. refuse new publishes; answer held connects with what is queued
+	warn("websocket close", bayeux.Close(shutdownCtx)) // 2. write those replies, close the WebSockets with 1001
+	warn("http shutdown", srv.Shutdown(shutdownCtx))   // 3. stop accepting HTTP, finish requests in progress
+	warn("hub shutdown", hub.Shutdown(shutdownCtx))    // 4. stop the sessions, channels and hub actor
+	system.Shutdown()                                  // 5. stop the actor system
 }
