@@ -188,7 +188,7 @@ func (t *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		writeError(w, http.StatusServiceUnavailable, &protocol.Error{Code: protocol.CodeServiceUnavailable, Message: "Server shutting down"})
+		writeError(w, http.StatusServiceUnavailable, protocol.ErrShuttingDown(protocol.ReconnectHandshake))
 		return
 	}
 	t.wg.Add(1)
