@@ -90,37 +90,10 @@ func (m *members) alive(now time.Time, ttl time.Duration) []string {
 	return out
 }
 
-// startCluster subscribes to heartbeats and queries and starts
-// announcing this node. Called from Start with the connection up.
-func (b *NATS) startCluster(nc *nats.Conn) error {
-	b.nodeSubject = b.opts.SubjectPrefix + ".node"
-	b.querySubject = b.opts.SubjectPrefix + ".query"
-	b.answering = make(chan struct{}, maxAnswering)
-	if _, err := nc.Subscribe(b.nodeSubject, b.onHeartbeat); err != nil {
-		return fmt.Errorf("broker: subscribe %s: %w", b.nodeSubject, err)
-	}
-	if _, err := nc.Subscribe(b.querySubject, b.onQuery); err != nil {
-		return fmt.Errorf("broker: subscribe %s: %w", b.querySubject, err)
-	}
-	b.announce(nc, heartbeat{Hello: true})
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		tick := time.NewTicker(b.opts.HeartbeatInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				b.announce(nc, heartbeat{})
-			case <-b.quit:
-				return
-			}
-		}
-	}()
-	return nil
-}
-
-// announce publishes this node's heartbeat.
+// announce publishes this node's heartbeat on nc. The broker subscribes
+// every connection to heartbeats and queries (connect, in nats.go) and
+// announces itself on joining and every HeartbeatInterval
+// (heartbeatLoop).
 func (b *NATS) announce(nc *nats.Conn, hb heartbeat) {
 	hb.Node, hb.Origin = b.node, b.origin
 	data, _ := json.Marshal(hb)
@@ -139,8 +112,8 @@ func (b *NATS) onHeartbeat(m *nats.Msg) {
 		return
 	}
 	b.members.saw(hb.Node, time.Now())
-	if hb.Hello && !b.closed.Load() {
-		b.announce(b.nc, heartbeat{})
+	if nc := b.nc.Load(); hb.Hello && !b.closed.Load() && nc != nil {
+		b.announce(nc, heartbeat{})
 	}
 }
 
@@ -178,6 +151,13 @@ func (b *NATS) onQuery(m *nats.Msg) {
 
 func (b *NATS) reply(m *nats.Msg, a answer) {
 	data, err := json.Marshal(a)
+	if nc := b.nc.Load(); err == nil && nc != nil {
+		if perr := b.checkPayload(nc, len(data)); perr != nil {
+			// Say so instead: the asker would otherwise wait it out.
+			_ = b.refuse(perr)
+			data, err = json.Marshal(answer{Node: b.node, Err: "answer not sent: " + perr.Error()})
+		}
+	}
 	if err == nil {
 		err = m.Respond(data)
 	}
@@ -199,16 +179,22 @@ func (b *NATS) Query(ctx context.Context, op string, body []byte) ([]actors.Node
 	if len(expect) == 0 {
 		return nil, nil, nil
 	}
+	data, err := json.Marshal(query{From: b.node, Op: op, Body: body})
+	if err != nil {
+		return nil, expect, fmt.Errorf("broker: query %s: %w", op, err)
+	}
+	if err := b.checkSubject(b.querySubject); err != nil {
+		return nil, expect, b.refuse(fmt.Errorf("broker: query %s: %w", op, err))
+	}
+	if err := b.checkPayload(nc, len(data)); err != nil {
+		return nil, expect, b.refuse(fmt.Errorf("broker: query %s: %w", op, err))
+	}
 	inbox := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, expect, fmt.Errorf("broker: query %s: %w", op, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	data, err := json.Marshal(query{From: b.node, Op: op, Body: body})
-	if err != nil {
-		return nil, expect, fmt.Errorf("broker: query %s: %w", op, err)
-	}
 	if err := nc.PublishRequest(b.querySubject, inbox, data); err != nil {
 		return nil, expect, fmt.Errorf("broker: query %s: %w", op, err)
 	}

@@ -90,8 +90,32 @@
 // receiving node's subscription is not yet known to the NATS server (a
 // subscription takes effect across nodes after a round trip; Flush waits
 // for it). Per-publisher order and once-per-subscriber still hold for what
-// is delivered. While NATS is unreachable a hub keeps serving its local
-// clients; nats.go reconnects (forever by default), re-subscribes every
-// subject by itself and sends the publishes it buffered. The CometD ack
-// extension covers only the hop from a hub to its own client.
+// is delivered. The CometD ack extension covers only the hop from a hub to
+// its own client.
+//
+// # The link to NATS
+//
+// While NATS is unreachable a hub keeps serving its local clients and
+// Connected reports false (server's /readyz says 503). That includes the
+// start: Start returns at once when no server answers
+// (nats.RetryOnFailedConnect) and the broker joins when one does, making
+// then the subscriptions asked for meanwhile. After a loss, nats.go
+// reconnects (forever by default), re-subscribes every subject by itself
+// and sends the publishes it buffered. nats.go gives a connection up for
+// good when the server closes it over a protocol error (an -ERR such as
+// "maximum control line exceeded") or when NATSOptions.MaxReconnects runs
+// out; the broker then makes a fresh connection, after a pause that
+// doubles from ReconnectWait up to 30 s, and subscribes it to everything
+// this node wants.
+//
+// So that the server has no cause to close it, the broker checks every
+// subject and message before it reaches the connection: a subject longer
+// than NATSOptions.MaxControlLine less 256 bytes (the reply subject and
+// sizes share the protocol line) is ErrSubjectTooLong, a message over the
+// server's max_payload (DefaultMaxPayload until a server has announced
+// one) ErrPayloadTooLarge; nothing is sent and the hub counts the error.
+// Should a server take shorter lines than MaxControlLine says and close
+// the connection over one, the broker bounds subjects below the longest it
+// had sent on that connection and drops the subscriptions above the bound
+// (logging each) before connecting again.
 package broker

@@ -232,11 +232,26 @@ func TestNewNATSOptions(t *testing.T) {
 	if err := b.Start("bad name", &inbox{}); err == nil {
 		t.Error("Start with a bad node name: want an error")
 	}
-	// Nothing listens on port 1: Start fails and leaves nothing running.
+	// Nothing listens on port 1: Start succeeds all the same (the hub
+	// serves its own clients meanwhile, and the broker joins once NATS is
+	// there), not connected, and Close leaves nothing running.
+	if err := b.Start("n1", &inbox{}); err != nil {
+		t.Fatalf("Start without a reachable server: %v", err)
+	}
+	if b.Connected() || b.Stats().Connected {
+		t.Error("connected without a server")
+	}
 	if err := b.Start("n1", &inbox{}); err == nil {
-		t.Error("Start without a reachable server: want an error")
+		t.Error("a second Start: want an error")
 	}
 	if err := b.Close(); err != nil {
+		t.Errorf("Close without a server: %v", err)
+	}
+	unstarted, err := NewNATS(NATSOptions{URLs: []string{"nats://127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstarted.Close(); err != nil {
 		t.Errorf("Close of an unstarted broker: %v", err)
 	}
 }

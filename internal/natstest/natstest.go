@@ -16,18 +16,27 @@ type Server struct {
 	*server.Server
 	// Port is the client port, fixed for the server's life and kept by
 	// Restart.
-	Port int
-	t    testing.TB
+	Port      int
+	t         testing.TB
+	configure func(*server.Options)
 }
 
 // Run starts a NATS server on 127.0.0.1 at port (0 picks a free one) and
 // shuts it down when the test ends.
 func Run(t testing.TB, port int) *Server {
 	t.Helper()
+	return RunWith(t, port, nil)
+}
+
+// RunWith is Run with configure, when not nil, changing the server's
+// options (MaxControlLine, MaxPayload, ...) before it starts, and again
+// at each Restart.
+func RunWith(t testing.TB, port int, configure func(*server.Options)) *Server {
+	t.Helper()
 	if port == 0 {
 		port = FreePort(t)
 	}
-	s := &Server{Port: port, t: t}
+	s := &Server{Port: port, t: t, configure: configure}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -54,6 +63,9 @@ func (s *Server) start() {
 		MaxControlLine:        4096,
 		DisableShortFirstPing: true,
 		HTTPPort:              0,
+	}
+	if s.configure != nil {
+		s.configure(opts)
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
