@@ -62,6 +62,22 @@ func ParseChannel(name string) (ChannelKind, error) {
 	return KindRegular, nil
 }
 
+// CheckChannelSize refuses a channel name or pattern of more than
+// maxLength bytes (ErrChannelTooLong) or more than maxDepth segments
+// (ErrChannelTooDeep; a wildcard is a segment: "/a/**" has two); a bound
+// of 0 or less is no bound. It reads no more than maxLength bytes of the
+// name, so that a hub can refuse a huge name before anything else (the
+// grammar, the channel rules, routing) reads it.
+func CheckChannelSize(name string, maxLength, maxDepth int) *Error {
+	if maxLength > 0 && len(name) > maxLength {
+		return ErrChannelTooLong(maxLength)
+	}
+	if maxDepth > 0 && strings.Count(name, "/") > maxDepth {
+		return ErrChannelTooDeep(name, maxDepth)
+	}
+	return nil
+}
+
 // IsMeta reports whether name lies in the reserved /meta/ space. It is a
 // prefix test on the raw name: callers use it after ParseChannel.
 func IsMeta(name string) bool { return strings.HasPrefix(name, metaPrefix) }
@@ -122,23 +138,28 @@ func Match(pattern, name string) bool {
 // regular channel name can reach, most specific first: the name itself, its
 // parent's "/*", then "/**" of every ancestor. For "/a/b/c" that is "/a/b/c",
 // "/a/b/*", "/a/b/**", "/a/**" and "/**". The byte slice passed to fn is
-// reused between calls; fn must not keep it (a map lookup with
-// m[string(b)] does not allocate).
+// reused between calls; fn must not keep or change it (a map lookup with
+// m[string(b)] does not allocate). Each pattern after the first is made by
+// overwriting the end of the previous one, so building them all costs time
+// linear in the name's length; looking each one up (hashing it) still
+// costs its length, which is why a hub bounds a name's length and depth.
 func Patterns(name string, fn func(pattern []byte)) {
-	var stack [128]byte
-	buf := stack[:0]
-	fn(append(buf, name...))
+	buf := make([]byte, 0, max(len(name)+2, 64)) // fn escapes it: one allocation
+	buf = append(buf, name...)
+	fn(buf)
 	last := strings.LastIndexByte(name, '/')
 	if last < 0 {
 		return
 	}
-	buf = append(append(buf[:0], name[:last+1]...), '*')
+	// buf[:i+1] is name[:i+1] for every i <= last: only bytes past the
+	// slash in use are ever overwritten, and the slashes go right to left.
+	buf = append(buf[:last+1], '*')
 	fn(buf)
 	for i := last; i >= 0; i-- {
 		if name[i] != '/' {
 			continue
 		}
-		buf = append(append(buf[:0], name[:i+1]...), '*', '*')
+		buf = append(buf[:i+1], '*', '*')
 		fn(buf)
 	}
 }

@@ -81,6 +81,26 @@ func ErrInvalidChannel(name string) *Error {
 	return &Error{Code: CodeInvalidChannel, Args: []string{name}, Message: "Invalid channel"}
 }
 
+// ErrInvalidUTF8 reports a message with a string (anywhere in it: a field
+// name, a value, in data or ext at any depth) that is not valid UTF-8.
+// Such a message is never passed on: a WebSocket client must close the
+// connection on a text frame that is not UTF-8.
+func ErrInvalidUTF8() *Error {
+	return &Error{Code: CodeBadRequest, Message: "Invalid UTF-8 in message"}
+}
+
+// ErrChannelTooLong reports a channel name (or pattern) of more than max
+// bytes. The name is not repeated in the error.
+func ErrChannelTooLong(max int) *Error {
+	return &Error{Code: CodeInvalidChannel, Message: "Channel name too long: over " + strconv.Itoa(max) + " bytes"}
+}
+
+// ErrChannelTooDeep reports a channel name (or pattern) of more than max
+// segments.
+func ErrChannelTooDeep(name string, max int) *Error {
+	return &Error{Code: CodeInvalidChannel, Args: []string{name}, Message: "Channel name too deep: over " + strconv.Itoa(max) + " segments"}
+}
+
 // ErrUnknownService reports a publish to a /service channel with no handler.
 func ErrUnknownService(name string) *Error {
 	return &Error{Code: CodeUnknownService, Args: []string{name}, Message: "Unknown service"}
