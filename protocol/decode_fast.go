@@ -11,8 +11,9 @@ import (
 // several times faster than encoding/json. Raw fields (id, data, ext,
 // subscription) are copied, as encoding/json does, so that a held request
 // does not keep its whole body alive. It gives up (ok false) on anything it
-// would not decode exactly as encoding/json does: escaped or invalid UTF-8
-// strings, duplicate or case-folded keys, unexpected types, numbers that are
+// would not decode exactly as encoding/json does: escaped strings, invalid
+// UTF-8 anywhere (Decode's slow path marks that message invalid), duplicate
+// or case-folded keys, unexpected types, numbers that are
 // not plain integers in advice, very deep nesting. Decode then takes the
 // encoding/json path, which also produces the error messages. FuzzDecodeFast
 // checks the two agree.
@@ -113,6 +114,7 @@ var fieldNames = [...]string{"channel", "id", "clientId", "version", "minimumVer
 // message reads one object into a Message.
 func (s *scanner) message() (*Message, bool) {
 	m := new(Message)
+	start := s.i
 	seen := 0
 	ok := s.object(func(key []byte) bool {
 		field := -1
@@ -194,6 +196,7 @@ func (s *scanner) message() (*Message, bool) {
 	if !ok {
 		return nil, false
 	}
+	m.Size = s.i - start
 	m.Invalid = m.validate()
 	return m, true
 }
@@ -438,15 +441,24 @@ func (s *scanner) skip(depth int) bool {
 	return false
 }
 
-// skipString validates a string, escapes included (raw values keep them).
+// skipString validates a string, escapes included (raw values keep them),
+// and its UTF-8.
 func (s *scanner) skipString() bool {
 	s.i++ // opening quote
+	start := s.i
+	ascii := true
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		switch {
 		case c == '"':
+			if !ascii && !utf8.Valid(s.b[start:s.i]) {
+				return false
+			}
 			s.i++
 			return true
+		case c >= utf8.RuneSelf:
+			ascii = false
+			s.i++
 		case c < 0x20:
 			return false
 		case c == '\\':

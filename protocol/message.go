@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Version is the protocol version bayeuxhub speaks.
@@ -37,6 +38,11 @@ type Message struct {
 	Data                     json.RawMessage `json:"data,omitempty"`
 	Ext                      json.RawMessage `json:"ext,omitempty"`
 	Advice                   *Advice         `json:"advice,omitempty"`
+
+	// Size is the length in bytes of the message's JSON object as it was
+	// received, from its "{" to its "}" (every field, known or not, and
+	// white space included), set by Decode; 0 for a message made in Go.
+	Size int `json:"-"`
 
 	// Invalid is set by Decode when this element of the batch could not be
 	// read as a Bayeux message; Channel and ID are filled in when they could
@@ -117,7 +123,9 @@ func isNull(b json.RawMessage) bool { return string(b) == "null" }
 // Decode reads a request body holding one Bayeux message or an array of
 // them. A body that is not JSON, or not an object or array, is an error for
 // the whole request. An element that is an object but not a valid message is
-// returned with Invalid set, so that the rest of the batch is still served.
+// returned with Invalid set, so that the rest of the batch is still served;
+// so is an element with a string that is not valid UTF-8 (ErrInvalidUTF8),
+// so that every message Decode returns valid is valid UTF-8 throughout.
 func Decode(body []byte) ([]*Message, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -142,22 +150,19 @@ func decodeSlow(body []byte) ([]*Message, error) {
 	default:
 		return nil, ErrBadRequest("Request must be a JSON object or array")
 	}
-	// Fast path: the whole batch decodes at once.
-	var msgs []*Message
-	if err := json.Unmarshal(body, &msgs); err == nil {
-		for i, m := range msgs {
-			if m == nil {
-				msgs[i] = &Message{Invalid: ErrBadRequest("Message must be an object")}
-				continue
+	// Most often the whole batch decodes at once; invalid UTF-8 must be
+	// found element by element (json.Unmarshal would replace it).
+	if utf8.Valid(body) {
+		var msgs []*Message
+		if err := json.Unmarshal(body, &msgs); err == nil && len(msgs) > 0 && setSizes(body, msgs) {
+			for _, m := range msgs {
+				if m.Invalid == nil { // not null
+					m.Invalid = m.validate()
+				}
 			}
-			m.Invalid = m.validate()
+			return msgs, nil
 		}
-		if len(msgs) == 0 {
-			return nil, ErrBadRequest("Empty batch")
-		}
-		return msgs, nil
 	}
-	// Slow path: find which elements are bad.
 	var raws []json.RawMessage
 	if err := json.Unmarshal(body, &raws); err != nil {
 		return nil, ErrBadRequest("Malformed JSON: " + jsonErrText(err))
@@ -165,33 +170,81 @@ func decodeSlow(body []byte) ([]*Message, error) {
 	if len(raws) == 0 {
 		return nil, ErrBadRequest("Empty batch")
 	}
-	msgs = make([]*Message, len(raws))
+	msgs := make([]*Message, len(raws))
 	for i, raw := range raws {
 		msgs[i] = decodeOne(raw)
 	}
 	return msgs, nil
 }
 
+// setSizes sets the Size of each message of a batch that json.Unmarshal
+// decoded from body, replacing nil elements (null) by invalid messages.
+// It reports false if body is not as expected (or nests deeper than the
+// scanner goes).
+func setSizes(body []byte, msgs []*Message) bool {
+	s := scanner{b: body}
+	if s.next() != '[' {
+		return false
+	}
+	for i := 0; ; i++ {
+		s.ws()
+		start := s.i
+		if i == len(msgs) || !s.skip(0) {
+			return false
+		}
+		if msgs[i] == nil {
+			msgs[i] = &Message{Invalid: ErrBadRequest("Message must be an object")}
+		}
+		msgs[i].Size = s.i - start
+		s.ws()
+		switch s.next() {
+		case ',':
+		case ']':
+			return i+1 == len(msgs)
+		default:
+			return false
+		}
+	}
+}
+
+// decodeOne decodes one element of a request, raw JSON without white space
+// around it.
 func decodeOne(raw []byte) *Message {
+	if raw[0] != '{' {
+		return &Message{Invalid: ErrBadRequest("Message must be an object"), Size: len(raw)}
+	}
+	// Outside its strings JSON is ASCII, so this checks every string of the
+	// message, field names included: encoding/json would replace invalid
+	// UTF-8 in the strings it decodes and keep it in raw values.
+	if !utf8.Valid(raw) {
+		return invalidMessage(raw, ErrInvalidUTF8())
+	}
 	m := new(Message)
 	if err := json.Unmarshal(raw, m); err != nil {
-		// Recover what we can for the error reply.
-		var head struct {
-			Channel any             `json:"channel"`
-			ID      json.RawMessage `json:"id"`
-		}
-		_ = json.Unmarshal(raw, &head)
-		bad := &Message{Invalid: ErrBadRequest("Malformed message: " + jsonErrText(err))}
-		if s, ok := head.Channel.(string); ok {
-			bad.Channel = s
-		}
-		if len(head.ID) > 0 && (head.ID[0] == '"' || (head.ID[0] >= '0' && head.ID[0] <= '9')) {
-			bad.ID = head.ID
-		}
-		return bad
+		return invalidMessage(raw, ErrBadRequest("Malformed message: "+jsonErrText(err)))
 	}
+	m.Size = len(raw)
 	m.Invalid = m.validate()
 	return m
+}
+
+// invalidMessage returns a message failing with why, with the channel and
+// id of raw when they can be recovered, for the error reply to name them
+// (an id only when it is valid UTF-8: the reply repeats it as it is).
+func invalidMessage(raw []byte, why *Error) *Message {
+	var head struct {
+		Channel any             `json:"channel"`
+		ID      json.RawMessage `json:"id"`
+	}
+	_ = json.Unmarshal(raw, &head)
+	bad := &Message{Invalid: why, Size: len(raw)}
+	if s, ok := head.Channel.(string); ok {
+		bad.Channel = s
+	}
+	if len(head.ID) > 0 && (head.ID[0] == '"' || (head.ID[0] >= '0' && head.ID[0] <= '9')) && utf8.Valid(head.ID) {
+		bad.ID = head.ID
+	}
+	return bad
 }
 
 // jsonErrText shortens encoding/json's errors for a client-facing message,

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDecode(t *testing.T) {
@@ -94,6 +95,13 @@ func FuzzDecode(f *testing.F) {
 		`[{"channel":"/meta/subscribe","subscription":["/a/*","/b/**"]},{"channel":"/a","data":{"x":[1,2]},"id":7,"ext":{}}]`,
 		`[{"channel":5},null,{"id":{"a":1}}]`,
 		`[{"channel":"/x","data":"\u2028<\/script>"}]`,
+		// Invalid UTF-8 (issue 15): in data, ext, an id, a nested key, a
+		// channel; a batch with one bad element.
+		"[{\"channel\":\"/x\",\"data\":\"\xff\xfe\"}]",
+		"{\"channel\":\"/x\",\"data\":{\"a\":[1,{\"b\":\"ok\xc3\"}]},\"ext\":{\"\xed\xa0\x80\":1},\"id\":\"\xff\"}",
+		"[{\"channel\":\"/ok\",\"data\":1},{\"channel\":\"/x\xff\",\"data\":1,\"id\":\"7\"},{\"\xfe\":1,\"channel\":\"/y\"}]",
+		// Deep and long names.
+		`[{"channel":"` + strings.Repeat("/a", 300) + `","data":1},{"channel":"/meta/subscribe","subscription":["` + strings.Repeat("/b", 40) + `/**"]}]`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -102,23 +110,51 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
+		flagged := false
 		for _, m := range msgs {
+			checkUTF8(t, body, m)
+			if m.Size <= 0 || m.Size > len(body) {
+				t.Fatalf("%q: message size %d of a %d-byte body", body, m.Size, len(body))
+			}
+			flagged = flagged || m.Invalid != nil
 			r := ReplyTo(m)
 			if m.Invalid != nil {
 				r.Fail(m.Invalid)
 			}
 			out := r.AppendJSON(nil)
-			if !json.Valid(out) {
-				t.Fatalf("reply to %q is not valid JSON: %s", body, out)
+			if !json.Valid(out) || !utf8.Valid(out) {
+				t.Fatalf("reply to %q is not valid JSON in UTF-8: %s", body, out)
 			}
 			if m.Invalid == nil && m.Data != nil {
 				d := AppendDelivery(nil, m.Channel, m.Data, m.ID, m.Ext)
-				if !json.Valid(d) {
-					t.Fatalf("delivery of %q is not valid JSON: %s", body, d)
+				if !json.Valid(d) || !utf8.Valid(d) {
+					t.Fatalf("delivery of %q is not valid JSON in UTF-8: %s", body, d)
 				}
 			}
 		}
+		if !utf8.Valid(body) && !flagged {
+			t.Fatalf("%q is not UTF-8, yet no message of it is invalid", body)
+		}
 	})
+}
+
+// checkUTF8 fails unless every string and raw value of m is valid UTF-8:
+// whatever Decode returns may be passed on to other clients or repeated
+// in a reply.
+func checkUTF8(t *testing.T, body []byte, m *Message) {
+	t.Helper()
+	strs := append([]string{m.Channel, m.ClientID, m.Version, m.MinimumVersion, m.ConnectionType,
+		string(m.ID), string(m.Data), string(m.Ext), string(m.Subscription.Raw)},
+		m.SupportedConnectionTypes...)
+	strs = append(strs, m.Subscription.Names...)
+	if m.Advice != nil {
+		strs = append(strs, m.Advice.Reconnect)
+	}
+	for _, s := range strs {
+		if !utf8.ValidString(s) {
+			t.Fatalf("%q: decoded %q is not valid UTF-8 (message %+v)", body, s, m)
+		}
+	}
 }
 
 // FuzzDecodeFast checks that the fast decoder, whenever it accepts an
@@ -131,6 +167,9 @@ func FuzzDecodeFast(f *testing.F) {
 		`[{"channel":"/meta/handshake","version":"1.0","minimumVersion":"0.9","supportedConnectionTypes":["long-polling","callback-polling"]}]`,
 		`[{"Channel":"/a"}]`, `[{"channel":"/a","channel":"/b"}]`, `[{"channel":"h\u00e9"}]`, `[{"id":1e3}]`, `[{"data":-0.0}]`,
 		"[{\"channel\":\"\xff\"}]", `[{"supportedConnectionTypes":null,"advice":null,"data":null,"ext":null}]`,
+		"[{\"channel\":\"/x\",\"data\":\"\xff\xfe\"}]", "[{\"channel\":\"/x\",\"ext\":{\"a\":{\"\xc3\":1}},\"data\":1}]",
+		"[{\"channel\":\"/x\",\"data\":\"h\xc3\xa9 \xe2\x98\x83 \xf0\x9d\x84\x9e\"}]", " [ {\"channel\":\"/x\" , \"data\":1 } , {\"channel\":\"/y\"} ] ",
+		`[{"channel":"` + strings.Repeat("/a", 300) + `","data":1}]`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -139,6 +178,9 @@ func FuzzDecodeFast(f *testing.F) {
 		fast, ok := decodeFast(body)
 		if !ok || len(body) == 0 {
 			return
+		}
+		for _, m := range fast {
+			checkUTF8(t, body, m)
 		}
 		slow, err := decodeSlow(body)
 		if err != nil {
@@ -164,6 +206,7 @@ func normalize(m Message) map[string]any {
 		"minimumVersion": m.MinimumVersion, "types": fmt.Sprint(m.SupportedConnectionTypes), "typesNil": m.SupportedConnectionTypes == nil,
 		"connectionType": m.ConnectionType, "subNames": fmt.Sprint(m.Subscription.Names), "subRaw": string(m.Subscription.Raw),
 		"data": string(m.Data), "ext": string(m.Ext), "invalid": fmt.Sprint(m.Invalid),
+		"size": m.Size,
 	}
 	if a := m.Advice; a != nil {
 		out["advice"] = fmt.Sprintf("%q %v %v", a.Reconnect, deref(a.Interval), deref(a.Timeout))
