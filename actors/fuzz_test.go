@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -58,6 +59,12 @@ func FuzzHandleRemote(f *testing.F) {
 		`{"channel":"/anon","data":"no client"}`,
 		`[{"channel":5},null,{"id":{"a":1}},{"channel":"/x","clientId":"$0","ext":[]}]`,
 		`[{"channel":"//meta/connect","clientId":"$0","data":1},{"channel":"/Meta/connect","clientId":"$1","data":1}]`,
+		// Issue 15: invalid UTF-8 anywhere, deep and long names, a large id.
+		"[{\"channel\":\"/a/b\",\"clientId\":\"$0\",\"data\":\"\xff\xfe\",\"id\":\"\xfe\"},{\"channel\":\"/service/echo\",\"clientId\":\"$1\",\"data\":{\"\xc3\":1}}]",
+		"{\"channel\":\"/anon\",\"data\":1,\"ext\":{\"x\":\"\xed\xa0\x80\"}}",
+		`[{"channel":"/meta/subscribe","clientId":"$0","subscription":["` + strings.Repeat("/d", 40) + `","/x/` + strings.Repeat("y", 1100) + `"]},` +
+			`{"channel":"` + strings.Repeat("/d", 40) + `","clientId":"$1","data":1},{"channel":"/meta/unsubscribe","clientId":"$0","subscription":"` + strings.Repeat("/d", 33) + `"}]`,
+		`[{"channel":"/a/b","clientId":"$0","data":1,"id":"` + strings.Repeat("i", 70000) + `"}]`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -75,8 +82,8 @@ func FuzzHandleRemote(f *testing.F) {
 		select {
 		case parts := <-done:
 			for _, p := range parts {
-				if !json.Valid(p) {
-					t.Fatalf("reply is not JSON: %s", p)
+				if !json.Valid(p) || !utf8.Valid(p) {
+					t.Fatalf("reply is not JSON in UTF-8: %q", p)
 				}
 			}
 		case <-time.After(10 * time.Second):
