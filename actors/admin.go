@@ -169,6 +169,9 @@ func (h *Hub) ListChannels(ctx context.Context) ([]ChannelInfo, Coverage, error)
 // node and client id.
 func (h *Hub) ListSessions(ctx context.Context, f SessionFilter) ([]SessionInfo, Coverage, error) {
 	if f.Channel != "" {
+		if err := h.checkName(f.Channel); err != nil {
+			return nil, Coverage{}, fmt.Errorf("list sessions on %s: %w", f.Channel, err)
+		}
 		if _, err := protocol.ParseChannel(f.Channel); err != nil {
 			return nil, Coverage{}, fmt.Errorf("list sessions on %s: %w", f.Channel, err)
 		}
@@ -203,7 +206,7 @@ func (h *Hub) PushUser(ctx context.Context, userID, channel string, data any) (i
 	if userID == "" {
 		return 0, Coverage{}, fmt.Errorf("push to user: %w", errNoUser)
 	}
-	raw, err := checkPush(channel, data)
+	raw, err := h.checkPush(channel, data)
 	if err != nil {
 		return 0, Coverage{}, fmt.Errorf("push to user %s: %w", userID, err)
 	}
@@ -294,7 +297,7 @@ func (h *Hub) answer(op string, body []byte) ([]byte, error) {
 		if err := json.Unmarshal(body, &p); err != nil || p.UserID == "" || !json.Valid(p.Data) {
 			return nil, fmt.Errorf("push-user query: malformed")
 		}
-		if _, err := checkPush(p.Channel, p.Data); err != nil {
+		if _, err := h.checkPush(p.Channel, p.Data); err != nil {
 			return nil, err
 		}
 		return json.Marshal(h.pushUserLocal(p.UserID, p.Channel, p.Data))

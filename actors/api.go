@@ -92,7 +92,7 @@ func (h *Hub) Push(clientID, channel string, data any) error {
 
 // push checks p and sends it to the client's session, here or on its node.
 func (h *Hub) push(sender actor.SenderContext, p *Push) error {
-	raw, err := checkPush(p.Channel, p.Data)
+	raw, err := h.checkPush(p.Channel, p.Data)
 	if err != nil {
 		return fmt.Errorf("push to %s on %s: %w", p.ClientID, p.Channel, err)
 	}
@@ -110,8 +110,12 @@ func (h *Hub) push(sender actor.SenderContext, p *Push) error {
 	return fmt.Errorf("push to %s: %w", p.ClientID, ErrUnknownClient)
 }
 
-// checkPush validates a push's channel and encodes its data.
-func checkPush(channel string, data any) (json.RawMessage, error) {
+// checkPush validates a push's channel (within the hub's bounds on a
+// name) and encodes its data (valid UTF-8).
+func (h *Hub) checkPush(channel string, data any) (json.RawMessage, error) {
+	if err := h.checkName(channel); err != nil {
+		return nil, err
+	}
 	kind, err := protocol.ParseChannel(channel)
 	switch {
 	case err != nil:

@@ -30,6 +30,8 @@ const (
 	refusedHookFailed  = "hook-unavailable"
 	refusedBadToken    = "token"
 	refusedAnonymous   = "anonymous"
+	refusedByLimit     = "limit"  // a per-address or global limit
+	refusedByMemory    = "memory" // MaxTotalBytes
 	actionHandshake    = "handshake"
 	actionSubscribe    = "subscribe"
 	actionPublish      = "publish"
@@ -45,7 +47,8 @@ type Refusal struct {
 	// matched or none was involved (handshakes).
 	Rule string
 	// Reason is what refused: "rule", "rate-limit", "acl", "hook",
-	// "hook-unavailable", "token" or "anonymous".
+	// "hook-unavailable", "token", "anonymous", "limit" (a per-address or
+	// global limit) or "memory" (MaxTotalBytes).
 	Reason string
 	Count  uint64
 }

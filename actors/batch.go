@@ -95,6 +95,14 @@ func (s *session) finish(ctx actor.Context, j *batchJob) {
 		j.out = append(j.out, j.connect.AppendJSON(nil))
 		j.connect = nil
 		o.send(j, nil, false)
+	case !o.connected && !s.hub.markConnected(s.ref):
+		// Its address has MaxSessionsPerIP connected sessions already (or
+		// the session was evicted while it had not connected).
+		s.stopErr = errTooManySessions(s.ref.ip)
+		s.stopAdvice = s.stopErr.Advice
+		j.connect.Fail(s.stopErr)
+		o.send(j, nil, false)
+		j.disconnected = true
 	default:
 		o.hold(ctx, j)
 	}
@@ -115,8 +123,9 @@ func (s *session) fail(j *batchJob, m *protocol.Message, err *protocol.Error) {
 	s.reply(j, r)
 }
 
-// handle processes one message of a remote batch. Subscribes and
-// publishes go through the channel rules first, then MessageACL (which
+// handle processes one message of a remote batch. Its channel names are
+// held to MaxChannelLength and MaxChannelDepth first; subscribes and
+// publishes then go through the channel rules, then MessageACL (which
 // sees every other message first), then their validation and, last, the
 // application's hooks.
 func (s *session) handle(ctx actor.Context, j *batchJob, m *protocol.Message) {
@@ -126,6 +135,10 @@ func (s *session) handle(ctx actor.Context, j *batchJob, m *protocol.Message) {
 	}
 	if j.disconnected {
 		s.fail(j, m, protocol.ErrUnknownClient(s.ref.id))
+		return
+	}
+	if err := s.hub.checkNames(m); err != nil { // before anything reads the names
+		s.fail(j, m, err)
 		return
 	}
 	var rule acl.Decision

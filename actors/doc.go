@@ -13,7 +13,7 @@
 //     every change, for routing.
 //   - The supervisor actor is the parent of every session actor. It
 //     spawns sessions, expires those whose client has not had a
-//     /meta/connect outstanding for Options.ConnectTimeout, and forgets a
+//     /meta/connect outstanding for Options.MaxInterval, and forgets a
 //     session when it ends for any reason (expiry, disconnect, panic). The
 //     session itself answers its held connect as it stops. Channel actors
 //     watch their subscribers, so a session that ends is unsubscribed
@@ -43,6 +43,7 @@
 //	gate.go         how Drain waits for publishes in flight
 //	messages.go     every message the actors send each other
 //	errors.go       the API's errors
+//	inputlimits.go  what a message may contain: channel name bounds, size, UTF-8
 //	ordering.txt    every send, every blocking wait, every lock, and the
 //	                rule that keeps them acyclic
 //
@@ -59,7 +60,10 @@
 //
 // A remote client's handshake establishes its Identity: a token verified
 // by Options.Authenticator, then Options.HandshakeHook (which may name the
-// user); Options.RequireUser refuses one left anonymous. Its subscribes
+// user); Options.RequireUser refuses one left anonymous. Every channel
+// name in its messages (and in every publish, subscribe, unsubscribe and
+// push of the server's own) is first held to Options.MaxChannelLength and
+// MaxChannelDepth (inputlimits.go). Its subscribes
 // and publishes then go through Options.Rules (package acl) and their
 // publish rate limits, MessageACL, and the subscribe and publish hooks, in
 // that order (authorize.go). Hooks run on goroutines of their own, bounded

@@ -13,6 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
@@ -20,17 +21,16 @@ import (
 // actor message of one action answer alike, user code may call back into
 // the hub, and Drain keeps to its context.
 
-// poll calls fn until it reports true, for at most 30 s (a deadline so
+// poll waits for fn with testutil.CheckFor, with a generous deadline (so
 // that a broken promise fails instead of hanging, not a speed check).
 func poll(t testing.TB, what string, fn func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !fn() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
+	testutil.CheckFor(t, 30*time.Second, 2*time.Millisecond, func() error {
+		if !fn() {
+			return errors.New("waiting for " + what)
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // request sends msg to pid with a sender and returns the *Result.

@@ -43,20 +43,25 @@ func (h *Hub) handshake(m *protocol.Message, req *RemoteRequest) []byte {
 		h.refuse(actionHandshake, "", refusedByACL, c.ID, err)
 		return r.Fail(err).AppendJSON(nil)
 	}
-	ip := hostOf(req.RemoteAddr)
-	if !h.takeIPSlot(ip) {
-		e := &protocol.Error{Code: protocol.CodeDenied, Args: []string{ip}, Message: "Too many sessions from this address",
-			Advice: &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Int(10000)}}
-		return r.Fail(e).AppendJSON(nil)
+	if err := h.overMemory(); err != nil {
+		h.refuse(actionHandshake, "", refusedByMemory, c.ID, err)
+		return r.Fail(err).AppendJSON(nil)
 	}
+	ip := hostOf(req.RemoteAddr)
 	ref := newSessionRef(c.ID, false, ip)
+	if !h.admit(ref) {
+		return r.Fail(errTooManySessions(ip)).AppendJSON(nil)
+	}
 	ref.ack = wantsAck(m.Ext)
 	ref.subject, ref.info, ref.expires, ref.remote = sub, id.Info, expires, req.RemoteAddr
 	if err := h.spawnSession(ref, c); err != nil {
-		h.releaseIPSlot(ip)
+		h.release(ref)
 		h.log.Error().Err(err).Msg("spawn session")
 		return r.Fail(&protocol.Error{Code: protocol.CodeServerError, Message: "Cannot create session",
 			Advice: &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Int(1000)}}).AppendJSON(nil)
+	}
+	if old := h.evictPending(ref); old != nil {
+		h.root.Send(old.pid, &kick{})
 	}
 	h.stats.handshakes.Add(1)
 	r.ClientID = c.ID

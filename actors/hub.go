@@ -45,7 +45,7 @@ type Hub struct {
 	streamBase int32       // event stream subscribers the actor system made
 
 	ipMu  sync.Mutex
-	perIP map[string]int // open remote sessions by remote host
+	perIP map[string]*address // remote sessions by remote host (limits.go)
 
 	browserMu   sync.Mutex
 	browserHeld map[string]int // held connects by BAYEUX_BROWSER id
@@ -67,6 +67,8 @@ type hubStats struct {
 	dropped      atomic.Uint64
 	brokerErrors atomic.Uint64
 	expired      atomic.Uint64
+	evicted      atomic.Uint64 // pending sessions ended by MaxPendingSessionsPerIP
+	bytes        atomic.Int64  // bytes remote sessions keep for their clients
 }
 
 // Stats is a snapshot of a hub's counters.
@@ -85,6 +87,12 @@ type Stats struct {
 	BrokerErrors uint64
 	// Expired counts sessions ended because their token expired.
 	Expired uint64
+	// QueuedBytes is the bytes remote sessions keep for their clients
+	// now (queued and unacknowledged), bounded by MaxTotalBytes.
+	QueuedBytes int64
+	// Evicted counts sessions that never connected, ended to make room
+	// under MaxPendingSessionsPerIP.
+	Evicted uint64
 	// EventsDropped counts events the Callback (and the event stream)
 	// missed because they were MaxEventBacklog events behind.
 	EventsDropped uint64
@@ -111,7 +119,7 @@ func Start(system *actor.ActorSystem, opts Options) (*Hub, error) {
 		system:      system,
 		root:        system.Root,
 		channels:    make(map[string]*channelEntry),
-		perIP:       make(map[string]int),
+		perIP:       make(map[string]*address),
 		browserHeld: make(map[string]int),
 		start:       time.Now(),
 		streamBase:  system.EventStream.Length(),
@@ -174,6 +182,8 @@ func (h *Hub) Stats() Stats {
 		BrokerErrors:  h.stats.brokerErrors.Load(),
 		Expired:       h.stats.expired.Load(),
 		EventsDropped: h.events.dropped.Load(),
+		QueuedBytes:   h.stats.bytes.Load(),
+		Evicted:       h.stats.evicted.Load(),
 		Refusals:      h.refusals.snapshot(),
 		Uptime:        time.Since(h.start),
 	}
@@ -209,8 +219,22 @@ func (h *Hub) Drain(ctx context.Context) error {
 	}
 }
 
-// publish routes m, a checked message, unless the hub is draining.
+// overMemory refuses new work while the sessions keep more than
+// MaxTotalBytes for their clients.
+func (h *Hub) overMemory() *protocol.Error {
+	if max := h.opts.MaxTotalBytes; max > 0 && h.stats.bytes.Load() >= max {
+		return &protocol.Error{Code: protocol.CodeServiceUnavailable, Message: "Server over its memory limit",
+			Advice: &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Int(1000)}}
+	}
+	return nil
+}
+
+// publish routes m, a checked message, unless the hub is draining or
+// over its memory limit.
 func (h *Hub) publish(sender actor.SenderContext, m *Message) *protocol.Error {
+	if err := h.overMemory(); err != nil {
+		return h.refuse(actionPublish, "", refusedByMemory, m.ClientID, err)
+	}
 	if !h.publishing.enter() {
 		return protocol.ErrShuttingDown(protocol.ReconnectRetry)
 	}
@@ -364,7 +388,8 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		e := h.channels[msg.pattern]
 		h.chanMu.RUnlock()
 		if e == nil && h.opts.MaxChannels > 0 && int(h.stats.channels.Load()) >= h.opts.MaxChannels {
-			ctx.Send(msg.session, &subscribeFailed{pattern: msg.pattern, err: errTooManyChannels(msg.pattern)})
+			err := h.refuse(actionSubscribe, "", refusedByLimit, "", errTooManyChannels(msg.pattern))
+			ctx.Send(msg.session, &subscribeFailed{pattern: msg.pattern, err: err})
 			return
 		}
 		if e == nil {

@@ -134,7 +134,10 @@ func (c *LocalClient) Publish(channel string, data any, opts ...PublishOption) e
 // hub is draining.
 func (h *Hub) publishLocal(sender actor.SenderContext, m *Message) error {
 	if err := h.publish(sender, m); err != nil {
-		return fmt.Errorf("publish %s: %w", m.Channel, ErrClosed)
+		if h.draining.Load() {
+			return fmt.Errorf("publish %s: %w", m.Channel, ErrClosed)
+		}
+		return fmt.Errorf("publish %s: %w", m.Channel, err)
 	}
 	return nil
 }
@@ -144,17 +147,25 @@ func (h *Hub) newLocalMessage(channel string, data any, opts []PublishOption) (*
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", channel, err)
 	}
-	if err := CheckPublishChannel(channel); err != nil {
+	if err := h.CheckPublishChannel(channel); err != nil {
 		return nil, err
 	}
-	m, perr := h.checkPublish(&protocol.Message{Channel: channel, Data: raw})
-	if perr != nil {
-		return nil, fmt.Errorf("publish %s: %w", channel, perr)
-	}
+	m := &Message{Channel: channel, Data: raw}
 	for _, o := range opts {
 		if err := o(m); err != nil {
 			return nil, fmt.Errorf("publish %s: %w", channel, err)
 		}
+	}
+	// The channel stays the one checked above; the rest is checked as the
+	// options left it (WithID and WithExt make valid UTF-8, an option of
+	// the application's may not), its id and ext counting towards
+	// MaxMessageSize.
+	m.Channel = channel
+	if err := checkOptionFields(m, raw); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", channel, err)
+	}
+	if _, perr := h.checkPublish(&protocol.Message{Channel: channel, Data: m.Data, ID: m.ID, Ext: m.Ext, ClientID: m.ClientID}); perr != nil {
+		return nil, fmt.Errorf("publish %s: %w", channel, perr)
 	}
 	return m, nil
 }
@@ -180,11 +191,17 @@ func (c *LocalClient) Disconnect() {
 	}
 }
 
+// encodeJSON encodes a value the server sends (data, ext): a
+// json.RawMessage as it is, anything else with json.Marshal. Either must
+// be valid JSON in valid UTF-8 (see validUTF8).
 func encodeJSON(v any) (json.RawMessage, error) {
 	switch d := v.(type) {
 	case json.RawMessage:
 		if !json.Valid(d) {
 			return nil, errors.New("data is not valid JSON")
+		}
+		if err := validUTF8(d); err != nil {
+			return nil, err
 		}
 		return d, nil
 	case nil:
@@ -193,6 +210,9 @@ func encodeJSON(v any) (json.RawMessage, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode JSON: %w", err)
+	}
+	if err := validUTF8(b); err != nil {
+		return nil, err
 	}
 	return b, nil
 }

@@ -63,6 +63,10 @@ func (l *localJob) done(ctx actor.Context, clientID string) {
 // actor's ack, unless the client is subscribed already (then only where
 // the deliveries go changes).
 func (s *session) startLocalSubscribe(ctx actor.Context, l *localJob) {
+	if err := s.hub.checkName(l.pattern); err != nil {
+		l.err = fmt.Errorf("subscribe %s: %w", l.pattern, err)
+		return
+	}
 	if _, err := protocol.ParseChannel(l.pattern); err != nil {
 		l.err = fmt.Errorf("subscribe %s: %w", l.pattern, err)
 		return
@@ -83,6 +87,10 @@ func (s *session) startLocalSubscribe(ctx actor.Context, l *localJob) {
 // delivered through the subscription; the job ends with the channel
 // actor's ack.
 func (s *session) startLocalUnsubscribe(ctx actor.Context, l *localJob) {
+	if err := s.hub.checkName(l.pattern); err != nil {
+		l.err = fmt.Errorf("unsubscribe %s: %w", l.pattern, err)
+		return
+	}
 	sub := s.find(l.pattern, subActive)
 	if sub == nil {
 		l.err = fmt.Errorf("unsubscribe %s: %w", l.pattern, ErrNotSubscribed)

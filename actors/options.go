@@ -32,6 +32,19 @@ const (
 	DrainRetryInterval = time.Second
 )
 
+// Defaults of the limits that bound what one session, one address and
+// the whole hub may hold (limits.go), so that the worst case of each is
+// known: a session keeps at most DefaultMaxSessionBytes, an address
+// DefaultMaxBytesPerIP, the hub DefaultMaxTotalBytes.
+const (
+	DefaultMaxInterval             = 10 * time.Second
+	DefaultMaxPendingSessionsPerIP = 5000
+	DefaultMaxSubscriptionsPerIP   = 10000
+	DefaultMaxSessionBytes         = 4 << 20
+	DefaultMaxBytesPerIP           = 32 << 20
+	DefaultMaxTotalBytes           = 1 << 30
+)
+
 // QueuePolicy says what a session does when its client falls so far behind
 // that its queue reaches Options.MaxQueue.
 type QueuePolicy string
@@ -46,6 +59,14 @@ const (
 	QueueDropOldest QueuePolicy = "drop-oldest"
 )
 
+// Defaults of the bounds on a channel name (Options.MaxChannelLength and
+// MaxChannelDepth): routing a publish costs its name's length times its
+// depth.
+const (
+	DefaultMaxChannelLength = 1 << 10
+	DefaultMaxChannelDepth  = 32
+)
+
 // Options configures a hub. The zero value is usable: every field has a
 // default. The names follow the Perl module's spawn arguments.
 type Options struct {
@@ -54,9 +75,9 @@ type Options struct {
 	// AnonPublish lets remote clients publish without a handshake
 	// (Perl: AnonPublish).
 	AnonPublish bool
-	// ConnectTimeout is how long a remote client may go without a
-	// /meta/connect outstanding before its session is removed
-	// (Perl: ConnectTimeout, default 120 s).
+	// ConnectTimeout is the Perl module's ConnectTimeout (default 120 s):
+	// an upper bound on MaxInterval, which decides how long a remote
+	// client may go without a /meta/connect outstanding.
 	ConnectTimeout time.Duration
 	// PollTimeout is how long a /meta/connect is held when there is nothing
 	// to deliver (default 30 s, below common proxy limits).
@@ -140,12 +161,59 @@ type Options struct {
 	// MaxChannels bounds the channel actors (names and patterns with
 	// subscribers); default DefaultMaxChannels, negative for no bound.
 	MaxChannels int
-	// MaxMessageSize bounds a published message's data plus ext, in bytes;
-	// default DefaultMaxMessageSize, negative for no bound.
+	// MaxMessageSize bounds a published message as a whole, in bytes: for
+	// a remote client's, its JSON as received (channel, id, clientId,
+	// data, ext and any other field); for the server's own, its channel,
+	// data, id and ext. A larger one is refused with 413 "Message too
+	// large". Default DefaultMaxMessageSize, negative for no bound.
 	MaxMessageSize int
-	// MaxSessionsPerIP bounds the open sessions handshaken from one remote
-	// address; default DefaultMaxSessionsPerIP, negative for no bound.
+	// MaxChannelLength and MaxChannelDepth bound a channel name or pattern
+	// in bytes and in segments (a wildcard is one): every name a client or
+	// the server publishes, subscribes, unsubscribes or pushes to, before
+	// the channel rules, routing or the broker see it. Past them the
+	// operation is refused with 405 "Channel name too long" or "Channel
+	// name too deep". Defaults DefaultMaxChannelLength and
+	// DefaultMaxChannelDepth, negative for no bound.
+	MaxChannelLength, MaxChannelDepth int
+	// MaxSessionsPerIP bounds the sessions of one remote address that
+	// have connected (had a /meta/connect answered); default
+	// DefaultMaxSessionsPerIP, negative for no bound. A handshake past it
+	// is refused, and so is the first connect of a session that would go
+	// past it.
 	MaxSessionsPerIP int
+	// MaxPendingSessionsPerIP bounds the sessions of one remote address
+	// that have handshaken and not connected yet; past it the oldest of
+	// them is ended to make room, so a flood of handshakes from one
+	// address (a proxy) cannot lock out its other users. Default
+	// DefaultMaxPendingSessionsPerIP, negative for no bound.
+	MaxPendingSessionsPerIP int
+	// MaxSubscriptionsPerIP bounds the subscriptions the sessions of one
+	// remote address hold together (and so the channels one address can
+	// create); default DefaultMaxSubscriptionsPerIP, negative for no
+	// bound.
+	MaxSubscriptionsPerIP int
+	// MaxSessionBytes bounds the bytes a remote session keeps for its
+	// client: queued and, with the ack extension, sent but not yet
+	// acknowledged (a WebSocket's unwritten output is bounded by the
+	// transport). Past it, or past MaxQueue messages, QueuePolicy applies.
+	// Default DefaultMaxSessionBytes, negative for no bound.
+	MaxSessionBytes int
+	// MaxBytesPerIP bounds the bytes the sessions of one remote address
+	// keep together; past it the session that would go over applies its
+	// QueuePolicy. Default DefaultMaxBytesPerIP, negative for no bound.
+	MaxBytesPerIP int
+	// MaxTotalBytes bounds the bytes all sessions keep for their clients;
+	// past it, publishes and handshakes are refused (503, "Server over its
+	// memory limit") until clients have fetched enough. Default
+	// DefaultMaxTotalBytes, negative for no bound.
+	MaxTotalBytes int64
+	// MaxInterval is how long a remote session may go without a
+	// /meta/connect outstanding (after its handshake, or after its last
+	// connect was answered) before it is removed, as CometD's maxInterval.
+	// Default DefaultMaxInterval. ConnectTimeout, the Perl module's
+	// option, is an upper bound on it kept for compatibility: the smaller
+	// of the two applies.
+	MaxInterval time.Duration
 	// MaxSessionsPerBrowser bounds the long polls held at once for the
 	// clients (tabs) of one browser, known by its BAYEUX_BROWSER cookie, so
 	// that they cannot take all of the browser's connections to the server
@@ -192,8 +260,24 @@ func (o Options) withDefaults() (Options, error) {
 	o.MaxSubscriptions = limit(o.MaxSubscriptions, DefaultMaxSubscriptions)
 	o.MaxChannels = limit(o.MaxChannels, DefaultMaxChannels)
 	o.MaxMessageSize = limit(o.MaxMessageSize, DefaultMaxMessageSize)
+	o.MaxChannelLength = limit(o.MaxChannelLength, DefaultMaxChannelLength)
+	o.MaxChannelDepth = limit(o.MaxChannelDepth, DefaultMaxChannelDepth)
 	o.MaxSessionsPerIP = limit(o.MaxSessionsPerIP, DefaultMaxSessionsPerIP)
 	o.MaxSessionsPerBrowser = limit(o.MaxSessionsPerBrowser, DefaultMaxSessionsPerBrowser)
+	o.MaxPendingSessionsPerIP = limit(o.MaxPendingSessionsPerIP, DefaultMaxPendingSessionsPerIP)
+	o.MaxSubscriptionsPerIP = limit(o.MaxSubscriptionsPerIP, DefaultMaxSubscriptionsPerIP)
+	o.MaxSessionBytes = limit(o.MaxSessionBytes, DefaultMaxSessionBytes)
+	o.MaxBytesPerIP = limit(o.MaxBytesPerIP, DefaultMaxBytesPerIP)
+	switch {
+	case o.MaxTotalBytes == 0:
+		o.MaxTotalBytes = DefaultMaxTotalBytes
+	case o.MaxTotalBytes < 0:
+		o.MaxTotalBytes = 0
+	}
+	if o.MaxInterval <= 0 {
+		o.MaxInterval = DefaultMaxInterval
+	}
+	o.MaxInterval = min(o.MaxInterval, o.ConnectTimeout)
 	if o.QueuePolicy == "" {
 		o.QueuePolicy = QueueDisconnect
 	}

@@ -18,6 +18,10 @@ import (
 type remoteOutbox struct {
 	s     *session
 	queue [][]byte // encoded messages waiting for a connect
+	// bytes is the size of queue and unacked together, counted against
+	// Options.MaxSessionBytes, the address's MaxBytesPerIP and the hub's
+	// MaxTotalBytes (see addBytes).
+	bytes int
 
 	held        *batchJob // the batch whose /meta/connect is held
 	heldGen     uint64
@@ -54,7 +58,35 @@ func (o *remoteOutbox) close() {
 		o.s.logger().Info().Int("undelivered", n).Msg("session ended with undelivered messages")
 	}
 	o.s.hub.stats.queued.Add(-int64(len(o.queue)))
-	o.queue = nil
+	o.addBytes(-o.bytes)
+	o.queue, o.unacked = nil, nil
+}
+
+// addBytes counts n more bytes (or fewer, when negative) kept for the
+// client, for the session, its address and the hub.
+func (o *remoteOutbox) addBytes(n int) {
+	if n == 0 {
+		return
+	}
+	o.bytes += n
+	o.s.hub.stats.bytes.Add(int64(n))
+	if a := o.s.ref.addr; a != nil {
+		a.bytes.Add(int64(n))
+	}
+}
+
+// full reports whether one more message of size n goes over a limit: the
+// session's message count or bytes, or its address's bytes.
+func (o *remoteOutbox) full(n int) bool {
+	opts := &o.s.hub.opts
+	switch {
+	case opts.MaxQueue > 0 && len(o.queue)+len(o.unacked) >= opts.MaxQueue:
+		return true
+	case opts.MaxSessionBytes > 0 && o.bytes+n > opts.MaxSessionBytes && o.bytes > 0:
+		return true
+	}
+	a := o.s.ref.addr
+	return a != nil && opts.MaxBytesPerIP > 0 && a.bytes.Load()+int64(n) > int64(opts.MaxBytesPerIP) && o.bytes > 0
 }
 
 // hold answers a batch's /meta/connect at once or holds it until there is
@@ -213,9 +245,12 @@ func (o *remoteOutbox) sendBatch(fresh [][]byte) [][]byte {
 		return nil
 	}
 	o.batch++
+	kept := 0
 	for _, w := range fresh {
 		o.unacked = append(o.unacked, sentMsg{wire: w, batch: o.batch})
+		kept += len(w)
 	}
+	o.addBytes(kept)
 	out := make([][]byte, len(o.unacked))
 	for i, m := range o.unacked {
 		out[i] = m.wire
@@ -230,6 +265,11 @@ func (o *remoteOutbox) acknowledge(n int64) {
 		i++
 	}
 	if i > 0 {
+		freed := 0
+		for _, m := range o.unacked[:i] {
+			freed += len(m.wire)
+		}
+		o.addBytes(-freed)
 		o.unacked = append(o.unacked[:0:0], o.unacked[i:]...)
 	}
 }
@@ -238,7 +278,16 @@ func (o *remoteOutbox) takeQueue() [][]byte {
 	q := o.queue
 	o.queue = nil
 	o.s.hub.stats.queued.Add(-int64(len(q)))
+	o.addBytes(-sizeOf(q))
 	return q
+}
+
+func sizeOf(msgs [][]byte) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m)
+	}
+	return n
 }
 
 // abandon handles a request that went away: a held connect is dropped with
@@ -255,6 +304,7 @@ func (o *remoteOutbox) abandon(b *remoteBatch) {
 		if len(res.deliveries) > 0 && !o.s.ref.ack {
 			o.queue = append(res.deliveries, o.queue...)
 			o.s.hub.stats.queued.Add(int64(len(res.deliveries)))
+			o.addBytes(sizeOf(res.deliveries))
 		}
 	default:
 	}
@@ -265,13 +315,14 @@ func (o *remoteOutbox) abandon(b *remoteBatch) {
 // the mailbox join the same response. At Options.MaxQueue the queue policy
 // applies.
 func (o *remoteOutbox) enqueue(ctx actor.Context, wire []byte) {
-	if max := o.s.hub.opts.MaxQueue; max > 0 && len(o.queue)+len(o.unacked) >= max {
+	for o.full(len(wire)) {
 		if !o.s.overflow(ctx, o.dropOldest) {
 			return
 		}
 	}
 	o.queue = append(o.queue, wire)
 	o.s.hub.stats.queued.Add(1)
+	o.addBytes(len(wire))
 	if (o.held != nil || o.pusher != nil) && !o.flushScheduled {
 		o.flushScheduled = true
 		ctx.Send(ctx.Self(), flushNow{})
@@ -283,8 +334,10 @@ func (o *remoteOutbox) enqueue(ctx actor.Context, wire []byte) {
 func (o *remoteOutbox) dropOldest() bool {
 	switch {
 	case len(o.unacked) > 0:
+		o.addBytes(-len(o.unacked[0].wire))
 		o.unacked = o.unacked[1:]
 	case len(o.queue) > 0:
+		o.addBytes(-len(o.queue[0]))
 		o.queue[0] = nil
 		o.queue = o.queue[1:]
 		o.s.hub.stats.queued.Add(-1)

@@ -20,6 +20,9 @@ func (h *Hub) clientless(m *protocol.Message, req *RemoteRequest) []byte {
 	if !h.opts.AnonPublish || protocol.IsMeta(m.Channel) {
 		return r.Fail(protocol.ErrNoClientID()).AppendJSON(nil)
 	}
+	if err := h.checkName(m.Channel); err != nil {
+		return r.Fail(err).AppendJSON(nil)
+	}
 	if _, err := protocol.ParseChannel(m.Channel); err == nil {
 		if _, perr := h.checkRule(acl.Subject{}, acl.Publish, m.Channel, ""); perr != nil {
 			return r.Fail(perr).AppendJSON(nil)
@@ -53,21 +56,24 @@ func (h *Hub) clientless(m *protocol.Message, req *RemoteRequest) []byte {
 // checkPublish validates a client's publish and builds the message to
 // route.
 func (h *Hub) checkPublish(m *protocol.Message) (*Message, *protocol.Error) {
-	if err := checkChannel(m.Channel); err != nil {
+	if err := h.checkChannel(m.Channel); err != nil {
 		return nil, err
 	}
 	switch {
 	case m.Data == nil:
 		return nil, protocol.ErrBadRequest("Missing data")
-	case h.opts.MaxMessageSize > 0 && len(m.Data)+len(m.Ext) > h.opts.MaxMessageSize:
+	case h.opts.MaxMessageSize > 0 && messageSize(m) > h.opts.MaxMessageSize:
 		return nil, &protocol.Error{Code: protocol.CodeTooLarge, Args: []string{m.Channel}, Message: "Message too large"}
 	}
 	return &Message{Channel: m.Channel, Data: m.Data, ID: m.ID, Ext: m.Ext}, nil
 }
 
-// checkChannel refuses a publish to a name that is not a channel, to a
-// pattern or to a /meta channel.
-func checkChannel(channel string) *protocol.Error {
+// checkChannel refuses a publish to a name past the hub's bounds, to a
+// name that is not a channel, to a pattern or to a /meta channel.
+func (h *Hub) checkChannel(channel string) *protocol.Error {
+	if err := h.checkName(channel); err != nil {
+		return err
+	}
 	kind, err := protocol.ParseChannel(channel)
 	switch {
 	case err != nil:
@@ -82,10 +88,11 @@ func checkChannel(channel string) *protocol.Error {
 
 // CheckPublishChannel reports whether the server may publish on channel
 // (Hub.Publish, LocalClient.Publish, the *Publish actor message): a
-// channel name, not a pattern, a /meta or a /service channel. The error is
-// the one those would return, without publishing.
-func CheckPublishChannel(channel string) error {
-	if err := checkChannel(channel); err != nil {
+// channel name within the hub's MaxChannelLength and MaxChannelDepth, not
+// a pattern, a /meta or a /service channel. The error is the one those
+// would return, without publishing.
+func (h *Hub) CheckPublishChannel(channel string) error {
+	if err := h.checkChannel(channel); err != nil {
 		return fmt.Errorf("publish %s: %w", channel, err)
 	}
 	if protocol.IsService(channel) {

@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -75,15 +74,9 @@ func marshalReply(m *protocol.Message, r ServiceReply) ([]byte, error) {
 	if ch == "" {
 		ch = m.Channel
 	}
-	var data []byte
-	switch d := r.Data.(type) {
-	case json.RawMessage:
-		data = d
-	default:
-		var err error
-		if data, err = json.Marshal(d); err != nil {
-			return nil, fmt.Errorf("encode reply data: %w", err)
-		}
+	data, err := encodeJSON(r.Data)
+	if err != nil {
+		return nil, fmt.Errorf("encode reply data: %w", err)
 	}
 	return protocol.AppendDelivery(nil, ch, data, m.ID, nil), nil
 }

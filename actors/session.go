@@ -146,7 +146,7 @@ func (s *session) Receive(ctx actor.Context) {
 		s.rem.abandon(msg.b)
 	case expire:
 		idle := s.ref.idleSince.Load()
-		if idle != 0 && s.rem.held == nil && s.cur == nil && time.Since(time.Unix(0, idle)) > s.hub.opts.ConnectTimeout {
+		if idle != 0 && s.rem.held == nil && s.cur == nil && time.Since(time.Unix(0, idle)) > s.hub.opts.MaxInterval {
 			s.logger().Info().Msg("client timed out: no /meta/connect outstanding")
 			s.stopAdvice = protocol.ErrUnknownClient(s.ref.id).Advice
 			ctx.Stop(ctx.Self())
@@ -219,7 +219,7 @@ func (s *session) matching(channel string) *subscription {
 // session (Hub.SessionPID) is checked here as Hub.Push checks it, emits
 // the same event, and a sender gets a *Result.
 func (s *session) push(ctx actor.Context, p *Push) {
-	raw, err := checkPush(p.Channel, p.Data)
+	raw, err := s.hub.checkPush(p.Channel, p.Data)
 	if err != nil {
 		err = fmt.Errorf("push to %s on %s: %w", s.ref.id, p.Channel, err)
 	} else {
@@ -254,8 +254,12 @@ func (s *session) checkLimits(name string, fresh int) *protocol.Error {
 	if o.MaxSubscriptions > 0 && len(s.subs)+fresh > o.MaxSubscriptions {
 		return protocol.ErrDenied(name, "Too many subscriptions")
 	}
+	if a := s.ref.addr; a != nil && o.MaxSubscriptionsPerIP > 0 && fresh > 0 && a.subs.Load()+int64(fresh) > int64(o.MaxSubscriptionsPerIP) {
+		return s.hub.refuse(actionSubscribe, "", refusedByLimit, s.ref.id,
+			protocol.ErrDenied(name, "Too many subscriptions from this address"))
+	}
 	if o.MaxChannels > 0 && fresh > 0 && int(s.hub.stats.channels.Load())+fresh > o.MaxChannels {
-		return errTooManyChannels(name)
+		return s.hub.refuse(actionSubscribe, "", refusedByLimit, s.ref.id, errTooManyChannels(name))
 	}
 	return nil
 }
@@ -265,6 +269,9 @@ func (s *session) checkLimits(name string, fresh int) *protocol.Error {
 func (s *session) addSub(ctx actor.Context, pattern string, k sink) {
 	sub := &subscription{pattern: pattern, state: subPending, sink: k, wildcard: strings.HasSuffix(pattern, "*")}
 	s.subs = append(s.subs, sub)
+	if a := s.ref.addr; a != nil {
+		a.subs.Add(1)
+	}
 	if sub.wildcard {
 		s.wildcards++
 	} else {
@@ -292,6 +299,9 @@ func (s *session) removeSub(sub *subscription) {
 		if c == sub {
 			s.subs = append(s.subs[:i], s.subs[i+1:]...)
 			sub.off.Store(true)
+			if a := s.ref.addr; a != nil {
+				a.subs.Add(-1)
+			}
 			if sub.wildcard {
 				s.wildcards--
 			} else {
@@ -317,7 +327,8 @@ func (s *session) overflow(ctx actor.Context, drop func() bool) bool {
 	if !s.overflowed {
 		s.overflowed = true
 		h.stats.overflows.Add(1)
-		s.logger().Warn().Int("max_queue", h.opts.MaxQueue).Str("policy", string(h.opts.QueuePolicy)).
+		s.logger().Warn().Int("max_queue", h.opts.MaxQueue).Int("max_session_bytes", h.opts.MaxSessionBytes).
+			Int("max_bytes_per_ip", h.opts.MaxBytesPerIP).Str("policy", string(h.opts.QueuePolicy)).
 			Msg("client is not reading: session queue full")
 	}
 	if h.opts.QueuePolicy == QueueDisconnect {
@@ -340,6 +351,9 @@ func (s *session) stopping(ctx actor.Context) {
 	}
 	for _, sub := range s.subs {
 		sub.off.Store(true)
+	}
+	if a := s.ref.addr; a != nil {
+		a.subs.Add(-int64(len(s.subs)))
 	}
 	if s.rem != nil {
 		s.rem.stopHeld(s.stopErr, s.stopAdvice)

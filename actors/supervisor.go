@@ -29,6 +29,13 @@ type sessionRef struct {
 	remote  string      // the handshake's remote address
 	since   time.Time   // when the session was created
 
+	// addr is the remote host's counts (limits.go), nil for a local
+	// client; set before the session is spawned, then fixed. counted says
+	// how the host counts the session, under Hub.ipMu.
+	addr    *address
+	counted countState
+	spawned bool // its pid is set; under Hub.ipMu
+
 	// done is closed by the supervisor when the session actor has stopped,
 	// for whatever reason; anyone waiting on the session gives up then.
 	done     chan struct{}
@@ -77,7 +84,7 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	h := s.hub
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		s.ticker = time.NewTicker(sweepInterval(h.opts.ConnectTimeout))
+		s.ticker = time.NewTicker(sweepInterval(h.opts.MaxInterval))
 		s.stopTick = make(chan struct{})
 		self, root, ticks, stop := ctx.Self(), h.root, s.ticker.C, s.stopTick
 		go func() {
@@ -112,7 +119,7 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		ctx.Send(ref.pid, msg.op)
 	case sweep:
 		now := time.Now().UnixNano()
-		limit := int64(h.opts.ConnectTimeout)
+		limit := int64(h.opts.MaxInterval)
 		for _, ref := range s.children {
 			if idle := ref.idleSince.Load(); idle != 0 && now-idle > limit {
 				ctx.Send(ref.pid, expire{})
@@ -138,7 +145,7 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		h.users.remove(ref)
 		h.stats.clients.Add(-1)
 		if !ref.local {
-			h.releaseIPSlot(ref.ip)
+			h.release(ref)
 		}
 		ref.close()
 		h.emit(Event{Type: EventClientDisconnect, ClientID: ref.id})

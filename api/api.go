@@ -270,7 +270,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every channel is checked before any is published to.
 	for _, ch := range channels {
-		if err := actors.CheckPublishChannel(ch); err != nil {
+		if err := a.hub.CheckPublishChannel(ch); err != nil {
 			a.hubError(w, err)
 			return
 		}

@@ -98,6 +98,10 @@ func (s *Settings) Build(log *zerolog.Logger) (*Built, error) {
 		NodeName:       s.NodeName,
 		APIKey:         apiKey,
 	}
+	cfg.Hub.MaxInterval = time.Duration(s.MaxInterval)
+	cfg.Hub.MaxPendingSessionsPerIP, cfg.Hub.MaxSubscriptionsPerIP = s.MaxPendingSessionsPerIP, s.MaxSubscriptionsPerIP
+	cfg.Hub.MaxSessionBytes, cfg.Hub.MaxBytesPerIP, cfg.Hub.MaxTotalBytes = s.MaxSessionBytes, s.MaxBytesPerIP, s.MaxTotalBytes
+	cfg.Hub.MaxChannelLength, cfg.Hub.MaxChannelDepth = s.MaxChannelLength, s.MaxChannelDepth
 	if s.tokensConfigured() {
 		j, err := s.verifier(log)
 		if err != nil {

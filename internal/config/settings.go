@@ -26,7 +26,7 @@ type Settings struct {
 	Bind           string   `yaml:"bind" flag:"bind" usage:"{address} to listen on; empty means every interface"`
 	Alias          string   `yaml:"alias" flag:"alias" usage:"{name} of the hub actor that local actors send to (Perl: Alias)"`
 	AnonPublish    bool     `yaml:"anon-publish" flag:"anon-publish" usage:"let HTTP clients publish without a handshake (Perl: AnonPublish); the channel rules still apply"`
-	ConnectTimeout Duration `yaml:"connect-timeout" flag:"connect-timeout" usage:"{seconds} a client may go without a /meta/connect outstanding before its session is removed (Perl: ConnectTimeout)"`
+	ConnectTimeout Duration `yaml:"connect-timeout" flag:"connect-timeout" usage:"{seconds}: the Perl module's ConnectTimeout, an upper bound on --max-interval"`
 	PollTimeout    Duration `yaml:"poll-timeout" flag:"poll-timeout" usage:"{seconds} a /meta/connect is held when there is nothing to deliver; keep it below your proxies' idle limits"`
 	MaxBody        int64    `yaml:"max-body" flag:"max-body" usage:"largest Bayeux request body in {bytes}; larger ones get 413"`
 	Debug          bool     `yaml:"debug" flag:"debug" usage:"log at debug level (Perl: Debug)"`
@@ -40,9 +40,19 @@ type Settings struct {
 	QueuePolicy           string `yaml:"queue-policy" flag:"queue-policy" usage:"at --max-queue: {disconnect} the session (the client must re-handshake) or drop-oldest"`
 	MaxSubscriptions      int    `yaml:"max-subscriptions" flag:"max-subscriptions" usage:"most subscriptions per client (-1: no limit)"`
 	MaxChannels           int    `yaml:"max-channels" flag:"max-channels" usage:"most channels and patterns with subscribers (-1: no limit)"`
-	MaxMessageSize        int    `yaml:"max-message-size" flag:"max-message-size" usage:"largest published data plus ext, in {bytes} (-1: no limit)"`
+	MaxMessageSize        int    `yaml:"max-message-size" flag:"max-message-size" usage:"largest published message, its JSON as received (every field), in {bytes} (-1: no limit)"`
 	MaxSessionsPerIP      int    `yaml:"max-sessions-per-ip" flag:"max-sessions-per-ip" usage:"most open sessions handshaken from one remote address (-1: no limit)"`
 	MaxSessionsPerBrowser int    `yaml:"max-sessions-per-browser" flag:"max-sessions-per-browser" usage:"most long polls held at once for one browser (BAYEUX_BROWSER cookie); its other tabs poll (-1: no limit)"`
+
+	MaxChannelLength int `yaml:"max-channel-length" flag:"max-channel-length" usage:"longest channel name or pattern in {bytes}; longer ones get 405 (-1: no limit)"`
+	MaxChannelDepth  int `yaml:"max-channel-depth" flag:"max-channel-depth" usage:"most {segments} in a channel name or pattern; deeper ones get 405 (-1: no limit)"`
+
+	MaxInterval             Duration `yaml:"max-interval" flag:"max-interval" usage:"{seconds} a session may go without a /meta/connect outstanding (after its handshake or its last connect) before it is removed, as CometD's maxInterval; at most --connect-timeout"`
+	MaxPendingSessionsPerIP int      `yaml:"max-pending-sessions-per-ip" flag:"max-pending-sessions-per-ip" usage:"most sessions of one remote address that have not connected yet; past it the oldest is ended (-1: no limit)"`
+	MaxSubscriptionsPerIP   int      `yaml:"max-subscriptions-per-ip" flag:"max-subscriptions-per-ip" usage:"most subscriptions the sessions of one remote address hold together (-1: no limit)"`
+	MaxSessionBytes         int      `yaml:"max-session-bytes" flag:"max-session-bytes" usage:"most {bytes} kept for one client (queued and unacknowledged); past it --queue-policy applies (-1: no limit)"`
+	MaxBytesPerIP           int      `yaml:"max-bytes-per-ip" flag:"max-bytes-per-ip" usage:"most {bytes} kept for the clients of one remote address together; past it --queue-policy applies (-1: no limit)"`
+	MaxTotalBytes           int64    `yaml:"max-total-bytes" flag:"max-total-bytes" usage:"most {bytes} kept for all clients; past it publishes and handshakes get 503 (-1: no limit)"`
 
 	Pprof          string `yaml:"pprof" flag:"pprof" usage:"serve Go's net/http/pprof profiles on this separate {address} (e.g. 127.0.0.1:6060); off by default"`
 	AllowedOrigins List   `yaml:"allowed-origins" flag:"allowed-origins" usage:"comma-separated {origins} allowed to make cross-origin Bayeux requests (CORS), or *; none by default"`
@@ -108,14 +118,24 @@ func Defaults() Settings {
 		MaxMessageSize:        actors.DefaultMaxMessageSize,
 		MaxSessionsPerIP:      actors.DefaultMaxSessionsPerIP,
 		MaxSessionsPerBrowser: actors.DefaultMaxSessionsPerBrowser,
-		Transports:            List(transport.DefaultTypes()),
-		JWKSRefresh:           Duration(time.Hour),
-		JWTLeeway:             Duration(5 * time.Second),
-		JWTChannelsClaim:      "channels",
-		JWTInfoClaim:          "info",
-		AuthTimeout:           Duration(actors.DefaultAuthTimeout),
-		ProxyTimeout:          Duration(time.Second),
-		ProxyMaxConcurrency:   64,
-		ProxyMaxResponseSize:  64 << 10,
+
+		MaxChannelLength: actors.DefaultMaxChannelLength,
+		MaxChannelDepth:  actors.DefaultMaxChannelDepth,
+
+		MaxInterval:             Duration(actors.DefaultMaxInterval),
+		MaxPendingSessionsPerIP: actors.DefaultMaxPendingSessionsPerIP,
+		MaxSubscriptionsPerIP:   actors.DefaultMaxSubscriptionsPerIP,
+		MaxSessionBytes:         actors.DefaultMaxSessionBytes,
+		MaxBytesPerIP:           actors.DefaultMaxBytesPerIP,
+		MaxTotalBytes:           actors.DefaultMaxTotalBytes,
+		Transports:              List(transport.DefaultTypes()),
+		JWKSRefresh:             Duration(time.Hour),
+		JWTLeeway:               Duration(5 * time.Second),
+		JWTChannelsClaim:        "channels",
+		JWTInfoClaim:            "info",
+		AuthTimeout:             Duration(actors.DefaultAuthTimeout),
+		ProxyTimeout:            Duration(time.Second),
+		ProxyMaxConcurrency:     64,
+		ProxyMaxResponseSize:    64 << 10,
 	}
 }
