@@ -207,6 +207,12 @@ type Options struct {
 	// memory limit") until clients have fetched enough. Default
 	// DefaultMaxTotalBytes, negative for no bound.
 	MaxTotalBytes int64
+	// MaxBatch bounds the messages of one request (one HTTP request, one
+	// WebSocket frame, one HandleRemote call): a request's replies and the
+	// memory it takes grow with its messages. A larger one is refused
+	// whole with a 400 before it is decoded. Default
+	// protocol.DefaultMaxBatch, negative for no bound.
+	MaxBatch int
 	// MaxInterval is how long a remote session may go without a
 	// /meta/connect outstanding (after its handshake, or after its last
 	// connect was answered) before it is removed, as CometD's maxInterval.
@@ -267,6 +273,7 @@ func (o Options) withDefaults() (Options, error) {
 	o.MaxPendingSessionsPerIP = limit(o.MaxPendingSessionsPerIP, DefaultMaxPendingSessionsPerIP)
 	o.MaxSubscriptionsPerIP = limit(o.MaxSubscriptionsPerIP, DefaultMaxSubscriptionsPerIP)
 	o.MaxSessionBytes = limit(o.MaxSessionBytes, DefaultMaxSessionBytes)
+	o.MaxBatch = limit(o.MaxBatch, protocol.DefaultMaxBatch)
 	o.MaxBytesPerIP = limit(o.MaxBytesPerIP, DefaultMaxBytesPerIP)
 	switch {
 	case o.MaxTotalBytes == 0:

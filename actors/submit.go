@@ -35,6 +35,11 @@ type RemoteRequest struct {
 	Push func(msgs [][]byte) bool
 }
 
+// MaxBatch returns the most messages one request may carry
+// (Options.MaxBatch; 0: no bound), for transports to refuse a larger one
+// before decoding it (protocol.DecodeLimit).
+func (h *Hub) MaxBatch() int { return h.opts.MaxBatch }
+
 // HandleRemote processes one request's messages and returns the encoded
 // replies, each a JSON object, in the order the transport must write them.
 // It blocks while a /meta/connect is held, until the session has messages,
@@ -56,6 +61,10 @@ type Pending func(ctx context.Context) [][]byte
 // next frame while a /meta/connect is held).
 func (h *Hub) Submit(req RemoteRequest) Pending {
 	msgs := req.Messages
+	if max := h.opts.MaxBatch; max > 0 && len(msgs) > max {
+		out := failAll(msgs[:1], protocol.ErrTooManyMessages(max))
+		return func(context.Context) [][]byte { return out }
+	}
 	// A handshake is handled alone: other messages in its request are
 	// ignored, as the spec requires.
 	for _, m := range msgs {

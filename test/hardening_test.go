@@ -296,3 +296,53 @@ func TestSubscriptionsPerAddress(t *testing.T) {
 		t.Errorf("after an unsubscribe: %v", r)
 	}
 }
+
+// A request of many tiny messages cannot make the hub build a huge reply
+// (or decode a huge batch): past MaxBatch (1,000) messages it is refused
+// whole before it is decoded. Four concurrent 1 MiB floods of {} used to
+// get 21.6 MiB replies each.
+func TestRequestAmplification(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, server.Config{})
+	flood := "[" + strings.TrimSuffix(strings.Repeat("{},", 340_000), ",") + "]"
+	type answer struct {
+		status, size int
+		body         string
+		err          error
+	}
+	answers := make(chan answer, 4)
+	for range 4 {
+		go func() {
+			resp, err := http.Post(srv.URL()+"/cometd", "application/json", strings.NewReader(flood))
+			if err != nil {
+				answers <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(resp.Body)
+			answers <- answer{resp.StatusCode, len(data), string(data), err}
+		}()
+	}
+	for range 4 {
+		a := <-answers
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		if a.status != http.StatusBadRequest || a.size > 1024 || !strings.Contains(a.body, "Too many messages in one request (at most 1000)") {
+			t.Errorf("a 1 MiB flood of {}: HTTP %d, %d bytes: %.200s", a.status, a.size, a.body)
+		}
+	}
+	// At the limit, the reply stays small in absolute terms.
+	c := newClient(t, srv)
+	body := "[" + strings.TrimSuffix(strings.Repeat("{},", 1000), ",") + "]"
+	resp, err := c.http.Post(c.url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if len(data) > 200<<10 {
+		t.Errorf("1,000 empty messages got a reply of %d bytes", len(data))
+	}
+	t.Logf("1,000 empty messages (%d bytes): reply %d bytes", len(body), len(data))
+}

@@ -151,7 +151,7 @@ func (t *LongPolling) decode(w http.ResponseWriter, r *http.Request) (msgs []*pr
 		ct := mediaType(r.Header.Get("Content-Type"))
 		switch ct {
 		case "application/json", "text/json", "text/plain", "":
-			msgs, err = protocol.Decode(body)
+			msgs, err = protocol.DecodeLimit(body, t.hub.MaxBatch())
 			if err != nil {
 				return nil, "", http.StatusBadRequest, err
 			}
@@ -182,7 +182,7 @@ func (t *LongPolling) decode(w http.ResponseWriter, r *http.Request) (msgs []*pr
 			return nil, "", http.StatusBadRequest, protocol.ErrBadRequest("Missing message parameter")
 		}
 		for _, v := range values {
-			batch, err := protocol.Decode([]byte(v))
+			batch, err := protocol.DecodeLimit([]byte(v), t.hub.MaxBatch())
 			if err != nil {
 				return nil, "", http.StatusBadRequest, err
 			}

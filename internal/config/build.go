@@ -101,6 +101,7 @@ func (s *Settings) Build(log *zerolog.Logger) (*Built, error) {
 	cfg.Hub.MaxInterval = time.Duration(s.MaxInterval)
 	cfg.Hub.MaxPendingSessionsPerIP, cfg.Hub.MaxSubscriptionsPerIP = s.MaxPendingSessionsPerIP, s.MaxSubscriptionsPerIP
 	cfg.Hub.MaxSessionBytes, cfg.Hub.MaxBytesPerIP, cfg.Hub.MaxTotalBytes = s.MaxSessionBytes, s.MaxBytesPerIP, s.MaxTotalBytes
+	cfg.Hub.MaxBatch = s.MaxBatch
 	cfg.Hub.MaxChannelLength, cfg.Hub.MaxChannelDepth = s.MaxChannelLength, s.MaxChannelDepth
 	if s.tokensConfigured() {
 		j, err := s.verifier(log)

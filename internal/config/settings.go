@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bayeuxhub/bayeuxhub/actors"
+	"github.com/bayeuxhub/bayeuxhub/protocol"
 	"github.com/bayeuxhub/bayeuxhub/transport"
 )
 
@@ -52,6 +53,7 @@ type Settings struct {
 	MaxSubscriptionsPerIP   int      `yaml:"max-subscriptions-per-ip" flag:"max-subscriptions-per-ip" usage:"most subscriptions the sessions of one remote address hold together (-1: no limit)"`
 	MaxSessionBytes         int      `yaml:"max-session-bytes" flag:"max-session-bytes" usage:"most {bytes} kept for one client (queued and unacknowledged); past it --queue-policy applies (-1: no limit)"`
 	MaxBytesPerIP           int      `yaml:"max-bytes-per-ip" flag:"max-bytes-per-ip" usage:"most {bytes} kept for the clients of one remote address together; past it --queue-policy applies (-1: no limit)"`
+	MaxBatch                int      `yaml:"max-batch" flag:"max-batch" usage:"most {messages} in one request (HTTP request or WebSocket frame); a larger one gets 400 before it is decoded (-1: no limit)"`
 	MaxTotalBytes           int64    `yaml:"max-total-bytes" flag:"max-total-bytes" usage:"most {bytes} kept for all clients; past it publishes and handshakes get 503 (-1: no limit)"`
 
 	Pprof          string `yaml:"pprof" flag:"pprof" usage:"serve Go's net/http/pprof profiles on this separate {address} (e.g. 127.0.0.1:6060); off by default"`
@@ -128,6 +130,7 @@ func Defaults() Settings {
 		MaxSessionBytes:         actors.DefaultMaxSessionBytes,
 		MaxBytesPerIP:           actors.DefaultMaxBytesPerIP,
 		MaxTotalBytes:           actors.DefaultMaxTotalBytes,
+		MaxBatch:                protocol.DefaultMaxBatch,
 		Transports:              List(transport.DefaultTypes()),
 		JWKSRefresh:             Duration(time.Hour),
 		JWTLeeway:               Duration(5 * time.Second),
