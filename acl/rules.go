@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
@@ -29,7 +30,32 @@ type Rule struct {
 	// max(1, ceil(PublishRate)), which New fills in. It must not be
 	// negative, nor set when PublishRate is 0.
 	PublishBurst int
+	// History, when its Size or TTL is set, keeps the rule's channels'
+	// recent messages for replay (the hub's replay extension).
+	History History
+	// Presence tracks who is subscribed to each of the rule's channels,
+	// with join and leave events and a "who is here" query.
+	Presence bool
 }
+
+// History says how much of a channel's traffic the hub keeps for replay:
+// the last Size messages and/or those younger than TTL (0 for no bound
+// of that kind; both 0: no history).
+type History struct {
+	Size int
+	TTL  time.Duration
+	// Shape "salesforce" also puts each delivery's replay id in
+	// data.event.replayId, the Salesforce Streaming API's shape that
+	// jsforce's replay extension reads (the data becomes
+	// {"event":{"replayId":N},"payload":<data>}); "" keeps data as it is.
+	Shape string
+}
+
+// Enabled reports whether the history keeps anything.
+func (h History) Enabled() bool { return h.Size > 0 || h.TTL > 0 }
+
+// ShapeSalesforce is History.Shape for the Salesforce delivery shape.
+const ShapeSalesforce = "salesforce"
 
 // Rules is a compiled, ordered list of channel rules. It is immutable and
 // safe for concurrent use. A nil *Rules has no rules, like New(nil).
@@ -67,6 +93,14 @@ func New(rules []Rule) (*Rules, error) {
 		pat, subs, err := compileRule(rule.Pattern)
 		if err != nil {
 			return nil, fail("%v", err)
+		}
+		switch h := rule.History; {
+		case h.Size < 0 || h.TTL < 0:
+			return nil, fail("history size and TTL must not be negative")
+		case h.Shape != "" && h.Shape != ShapeSalesforce:
+			return nil, fail("unknown history shape %q (want %q or none)", h.Shape, ShapeSalesforce)
+		case h.Shape != "" && !h.Enabled():
+			return nil, fail("history shape %q without a history size or TTL", h.Shape)
 		}
 		for _, x := range []struct {
 			what string
@@ -124,6 +158,28 @@ func (r *Rules) Len() int {
 // Rule returns the i-th rule (from 0) as given to New, with the Name and
 // PublishBurst defaults New filled in. It panics if i is out of range.
 func (r *Rules) Rule(i int) Rule { return r.rules[i].Rule }
+
+// Match returns the index of the first rule whose pattern covers the
+// channel name (a {sub} segment matches any user), or -1 when none does
+// or channel is not a plain channel name. It does not allocate.
+func (r *Rules) Match(channel string) int {
+	if r == nil {
+		return -1
+	}
+	if wildcard, ok := classify(channel); !ok || wildcard {
+		return -1
+	}
+	for i := range r.rules {
+		cr := &r.rules[i]
+		if !strings.HasPrefix(channel, cr.prefix) {
+			continue
+		}
+		if match, _ := cr.pat.matchName(channel, "", cr.subs); match {
+			return i
+		}
+	}
+	return -1
+}
 
 // Subject is who asks: a remote client's user id and granted channels.
 type Subject struct {

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -303,10 +304,21 @@ func (s *session) subscribeMsg(ctx actor.Context, j *batchJob, m *protocol.Messa
 		}
 		adds = append(adds, name)
 	}
+	want, perr := replayWanted(m, adds)
+	if perr != nil {
+		s.fail(j, m, perr)
+		return
+	}
 	subscribe := func() {
+		var asks []*replayAsk
 		for _, name := range adds {
 			s.addSub(ctx, name, sink{})
 			j.waiting++
+			if after, ok := want[name]; ok {
+				sub := s.subs[len(s.subs)-1]
+				sub.replaying = true // its live messages wait for the replay
+				asks = append(asks, &replayAsk{sub: sub, after: after})
+			}
 		}
 		r := protocol.ReplyTo(m)
 		r.ClientID, r.Successful, r.Subscription = s.ref.id, true, m.Subscription.Raw
@@ -316,7 +328,12 @@ func (s *session) subscribeMsg(ctx actor.Context, j *batchJob, m *protocol.Messa
 				j.err = nil
 				return
 			}
-			s.reply(j, r)
+			if len(asks) == 0 {
+				s.reply(j, r)
+				return
+			}
+			// Subscribed live: now what the history has from before.
+			s.fetchReplays(ctx, j, asks, func() { s.finishReplays(ctx, j, m, r, asks) })
 		}
 	}
 	if hook := s.hub.opts.SubscribeHook; hook != nil && len(adds) > 0 {
@@ -324,6 +341,56 @@ func (s *session) subscribeMsg(ctx actor.Context, j *batchJob, m *protocol.Messa
 		return
 	}
 	subscribe()
+}
+
+// finishReplays answers a subscribe whose replays were fetched: with the
+// first replay that cannot be served without a gap, the subscribe fails
+// and its subscriptions end; otherwise the reply goes first (pushed at
+// once to a pushing transport, so that it comes before the replayed
+// messages) and every replay is delivered.
+func (s *session) finishReplays(ctx actor.Context, j *batchJob, m *protocol.Message, r *protocol.Reply, asks []*replayAsk) {
+	var refused *protocol.Error
+	for _, a := range asks {
+		if refused = checkReplay(a.sub.pattern, a.after, a.res, a.err); refused != nil {
+			break
+		}
+		if size, max := replaySize(a.res, a.after), s.hub.opts.MaxSessionBytes; max > 0 && size > max {
+			refused = &protocol.Error{Code: protocol.CodeBadRequest, Args: []string{a.sub.pattern}, Message: fmt.Sprintf(
+				"Replay of %d bytes is more than this client may be sent at once (%d): subscribe with a later replay id, or -1", size, max)}
+			break
+		}
+	}
+	if refused != nil {
+		for _, a := range asks {
+			a.sub.replaying, a.sub.held = false, nil
+		}
+		for _, name := range m.Subscription.Names {
+			if sub := s.find(name, subActive); sub != nil && slices.ContainsFunc(asks, func(a *replayAsk) bool { return a.sub == sub }) {
+				s.leave(ctx, sub)
+				j.waiting++
+			}
+		}
+		j.after = func() { s.fail(j, m, refused) }
+		return
+	}
+	s.reply(j, r)
+	if p := s.rem.pusher; p != nil && len(j.out) > 0 && p(j.out) {
+		j.out = nil
+	}
+	for _, a := range asks {
+		s.replayed(ctx, a)
+	}
+}
+
+// replaySize is the bytes a replay from after would send.
+func replaySize(r Replay, after int64) int {
+	n := 0
+	for _, m := range r.Messages {
+		if m.ReplayID > after {
+			n += len(m.wireJSON())
+		}
+	}
+	return n
 }
 
 func (s *session) unsubscribeMsg(ctx actor.Context, j *batchJob, m *protocol.Message) {

@@ -84,7 +84,16 @@ type hubInbox struct{ h *Hub }
 
 func (in hubInbox) Deliver(m *Message) {
 	m.fromBroker = true
-	in.h.routeLocal(in.h.root, m)
+	if m.ReplayID != 0 { // stamped by a history all nodes share
+		in.h.routeLocal(in.h.root, m)
+		return
+	}
+	// This node's own history keeps other nodes' messages too, so that
+	// its clients replay the channel's whole traffic.
+	if err := in.h.routeStamped(m, func(m *Message) { in.h.routeLocal(in.h.root, m) }); err != nil {
+		in.h.log.Warn().Str("channel", m.Channel).Msg("message from another node not stored in history; delivered without a replay id")
+		in.h.routeLocal(in.h.root, m)
+	}
 }
 
 func (in hubInbox) Answer(op string, body []byte) ([]byte, error) { return in.h.answer(op, body) }

@@ -67,8 +67,14 @@ func (h *Hub) handshake(m *protocol.Message, req *RemoteRequest) []byte {
 	r.ClientID = c.ID
 	r.Successful = true
 	r.Advice = h.connectAdvice()
-	if ref.ack {
+	switch {
+	case ref.ack && h.historyOn:
+		r.Ext = json.RawMessage(`{"ack":true,"replay":true}`)
+	case ref.ack:
 		r.Ext = json.RawMessage(`{"ack":true}`)
+	case h.historyOn:
+		// The Salesforce replay extension's sign that replay is served.
+		r.Ext = json.RawMessage(`{"replay":true}`)
 	}
 	return r.AppendJSON(make([]byte, 0, 256))
 }

@@ -41,6 +41,11 @@ type Hub struct {
 	// publishing orders publishes before Drain (see gate.go).
 	publishing gate
 
+	history   History        // Options.History, or the hub's own in memory
+	memory    *memoryHistory // the hub's own, when it is the history
+	historyOn bool           // some channel rule keeps history
+	stripes   [64]sync.Mutex // order the stamping and routing per channel (replay.go)
+
 	events     *eventQueue // see events.go
 	streamBase int32       // event stream subscribers the actor system made
 
@@ -90,6 +95,11 @@ type Stats struct {
 	// QueuedBytes is the bytes remote sessions keep for their clients
 	// now (queued and unacknowledged), bounded by MaxTotalBytes.
 	QueuedBytes int64
+	// HistoryBytes is what the hub's own history (in memory) holds now,
+	// bounded by MaxHistoryBytes; HistoryEvicted counts the messages it
+	// dropped, by their channel rule's bounds or the total, oldest first.
+	HistoryBytes   int64
+	HistoryEvicted uint64
 	// Evicted counts sessions that never connected, ended to make room
 	// under MaxPendingSessionsPerIP.
 	Evicted uint64
@@ -125,6 +135,14 @@ func Start(system *actor.ActorSystem, opts Options) (*Hub, error) {
 		streamBase:  system.EventStream.Length(),
 	}
 	h.startEvents()
+	for i := range opts.Rules.Len() {
+		h.historyOn = h.historyOn || opts.Rules.Rule(i).History.Enabled()
+	}
+	h.history = opts.History
+	if h.history == nil {
+		h.memory = newMemoryHistory(opts.MaxHistoryBytes)
+		h.history = h.memory
+	}
 	types := slices.Clone(opts.ConnectionTypes)
 	h.connTypes.Store(&types)
 	props := actor.PropsFromProducer(func() actor.Actor { return &hubActor{hub: h} },
@@ -169,23 +187,30 @@ func (h *Hub) PollTimeout() time.Duration { return h.opts.PollTimeout }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
+	var historyBytes int64
+	var historyEvicted uint64
+	if h.memory != nil {
+		historyBytes, historyEvicted = h.memory.stats()
+	}
 	return Stats{
-		Clients:       int(h.stats.clients.Load()),
-		Channels:      int(h.stats.channels.Load()),
-		Published:     h.stats.published.Load(),
-		Delivered:     h.stats.delivered.Load(),
-		Handshakes:    h.stats.handshakes.Load(),
-		Queued:        int(h.stats.queued.Load()),
-		Held:          int(h.stats.held.Load()),
-		Overflows:     h.stats.overflows.Load(),
-		Dropped:       h.stats.dropped.Load(),
-		BrokerErrors:  h.stats.brokerErrors.Load(),
-		Expired:       h.stats.expired.Load(),
-		EventsDropped: h.events.dropped.Load(),
-		QueuedBytes:   h.stats.bytes.Load(),
-		Evicted:       h.stats.evicted.Load(),
-		Refusals:      h.refusals.snapshot(),
-		Uptime:        time.Since(h.start),
+		Clients:        int(h.stats.clients.Load()),
+		Channels:       int(h.stats.channels.Load()),
+		Published:      h.stats.published.Load(),
+		Delivered:      h.stats.delivered.Load(),
+		Handshakes:     h.stats.handshakes.Load(),
+		Queued:         int(h.stats.queued.Load()),
+		Held:           int(h.stats.held.Load()),
+		Overflows:      h.stats.overflows.Load(),
+		Dropped:        h.stats.dropped.Load(),
+		BrokerErrors:   h.stats.brokerErrors.Load(),
+		Expired:        h.stats.expired.Load(),
+		EventsDropped:  h.events.dropped.Load(),
+		QueuedBytes:    h.stats.bytes.Load(),
+		HistoryBytes:   historyBytes,
+		HistoryEvicted: historyEvicted,
+		Evicted:        h.stats.evicted.Load(),
+		Refusals:       h.refusals.snapshot(),
+		Uptime:         time.Since(h.start),
 	}
 }
 
@@ -239,8 +264,7 @@ func (h *Hub) publish(sender actor.SenderContext, m *Message) *protocol.Error {
 		return protocol.ErrShuttingDown(protocol.ReconnectRetry)
 	}
 	defer h.publishing.leave()
-	h.route(sender, m)
-	return nil
+	return h.routeStamped(m, func(m *Message) { h.route(sender, m) })
 }
 
 // Shutdown drains the hub, stops every session, channel and the hub actor,

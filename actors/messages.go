@@ -30,6 +30,14 @@ type Message struct {
 	// Local subscribers see it (the Perl reply bot uses it to skip its own
 	// messages); it is never sent to remote clients.
 	ClientID string
+	// ReplayID and Epoch are the message's position in its channel's
+	// history (History), when its channel rule keeps one; 0 and "" when
+	// not. Remote clients get them in the delivery's ext as "replayId"
+	// and "replayEpoch".
+	ReplayID int64
+	Epoch    string
+
+	salesforce bool // also put ReplayID in data.event.replayId (acl.ShapeSalesforce)
 
 	wireOnce   sync.Once
 	wire       []byte
@@ -40,7 +48,14 @@ type Message struct {
 // every remote subscriber.
 func (m *Message) wireJSON() []byte {
 	m.wireOnce.Do(func() {
-		m.wire = protocol.AppendDelivery(make([]byte, 0, 64+len(m.Data)+len(m.Channel)), m.Channel, m.Data, m.ID, m.Ext)
+		data, ext := m.Data, m.Ext
+		if m.ReplayID != 0 {
+			ext = replayExt(ext, m.ReplayID, m.Epoch)
+			if m.salesforce {
+				data = salesforceData(data, m.ReplayID)
+			}
+		}
+		m.wire = protocol.AppendDelivery(make([]byte, 0, 64+len(data)+len(m.Channel)+len(ext)), m.Channel, data, m.ID, ext)
 	})
 	return m.wire
 }

@@ -43,6 +43,8 @@ const (
 	DefaultMaxSessionBytes         = 4 << 20
 	DefaultMaxBytesPerIP           = 32 << 20
 	DefaultMaxTotalBytes           = 1 << 30
+	DefaultMaxHistoryBytes         = 64 << 20
+	DefaultHistoryTimeout          = 2 * time.Second
 )
 
 // QueuePolicy says what a session does when its client falls so far behind
@@ -207,6 +209,19 @@ type Options struct {
 	// memory limit") until clients have fetched enough. Default
 	// DefaultMaxTotalBytes, negative for no bound.
 	MaxTotalBytes int64
+	// History stores the messages of the channels whose rule keeps history
+	// (acl.Rule.History), for replay; nil keeps them in this process's
+	// memory, bounded by MaxHistoryBytes. broker.NewJetStreamHistory
+	// keeps them in NATS JetStream, shared by the hubs of a cluster.
+	History History
+	// MaxHistoryBytes bounds what the in-memory history holds in total
+	// (the oldest messages, whatever their channel, are evicted first);
+	// default DefaultMaxHistoryBytes, negative for no bound.
+	MaxHistoryBytes int64
+	// HistoryTimeout bounds a History call (storing a publish, fetching a
+	// replay); past it the publish or the subscribe is refused with 503.
+	// Default DefaultHistoryTimeout.
+	HistoryTimeout time.Duration
 	// MaxBatch bounds the messages of one request (one HTTP request, one
 	// WebSocket frame, one HandleRemote call): a request's replies and the
 	// memory it takes grow with its messages. A larger one is refused
@@ -274,6 +289,15 @@ func (o Options) withDefaults() (Options, error) {
 	o.MaxSubscriptionsPerIP = limit(o.MaxSubscriptionsPerIP, DefaultMaxSubscriptionsPerIP)
 	o.MaxSessionBytes = limit(o.MaxSessionBytes, DefaultMaxSessionBytes)
 	o.MaxBatch = limit(o.MaxBatch, protocol.DefaultMaxBatch)
+	switch {
+	case o.MaxHistoryBytes == 0:
+		o.MaxHistoryBytes = DefaultMaxHistoryBytes
+	case o.MaxHistoryBytes < 0:
+		o.MaxHistoryBytes = 0
+	}
+	if o.HistoryTimeout <= 0 {
+		o.HistoryTimeout = DefaultHistoryTimeout
+	}
 	o.MaxBytesPerIP = limit(o.MaxBytesPerIP, DefaultMaxBytesPerIP)
 	switch {
 	case o.MaxTotalBytes == 0:

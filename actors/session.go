@@ -46,6 +46,14 @@ type subscription struct {
 	// any more (it is leaving, or the session ends); a local client's
 	// callback goroutine reads it.
 	off atomic.Bool
+
+	// A subscription that replays history (replay.go) holds its live
+	// messages until the replay is delivered; upTo is the newest replay id
+	// delivered, so that a live message the replay had is not delivered
+	// again.
+	replaying bool
+	held      []*Message
+	upTo      int64
 }
 
 // session is the actor of one client, remote or local.
@@ -124,12 +132,14 @@ func (s *session) Receive(ctx actor.Context) {
 		if sub := s.find(msg.pattern, subPending); sub != nil {
 			sub.state, sub.channel = subActive, msg.channel
 			s.hub.emit(Event{Type: EventSubscribe, ClientID: s.ref.id, Channel: msg.pattern})
+			s.hub.presenceJoined(s.ref, msg.pattern)
 			s.ack(ctx)
 		}
 	case *unsubscribed:
 		if sub := s.find(msg.pattern, subLeaving); sub != nil {
 			s.removeSub(sub)
 			s.hub.emit(Event{Type: EventUnsubscribe, ClientID: s.ref.id, Channel: msg.pattern})
+			s.hub.presenceLeft(s.ref, msg.pattern)
 			s.ack(ctx)
 		}
 	case pollTimeout:
@@ -165,6 +175,10 @@ func (s *session) Receive(ctx actor.Context) {
 		ctx.Stop(ctx.Self())
 	case *hookDone:
 		s.hookDone(ctx, msg)
+	case *replayFetched:
+		if s.cur == job(msg.job) {
+			s.ack(ctx)
+		}
 	case tokenExpired:
 		s.logger().Info().Msg("token expired: ending the session")
 		s.hub.stats.expired.Add(1)
@@ -190,8 +204,14 @@ func (s *session) Receive(ctx actor.Context) {
 // unsubscribe took effect) is dropped.
 func (s *session) deliver(ctx actor.Context, m *Message) {
 	sub := s.matching(m.Channel)
-	if sub == nil {
+	switch {
+	case sub == nil:
 		return
+	case sub.replaying:
+		sub.held = append(sub.held, m)
+		return
+	case m.ReplayID != 0 && m.ReplayID <= sub.upTo && m.Channel == sub.pattern:
+		return // delivered by the replay already
 	}
 	s.hub.stats.delivered.Add(1)
 	s.out.deliver(ctx, sub, m)
@@ -351,6 +371,9 @@ func (s *session) stopping(ctx actor.Context) {
 	}
 	for _, sub := range s.subs {
 		sub.off.Store(true)
+		if sub.state != subPending {
+			s.hub.presenceLeft(s.ref, sub.pattern)
+		}
 	}
 	if a := s.ref.addr; a != nil {
 		a.subs.Add(-int64(len(s.subs)))
