@@ -242,5 +242,6 @@ func (c ChannelRule) rule() (acl.Rule, error) {
 		return acl.Rule{}, fmt.Errorf("publish: %w", err)
 	}
 	return acl.Rule{Name: c.Name, Pattern: c.Pattern, Subscribe: sub, Publish: pub,
-		PublishRate: c.PublishRate, PublishBurst: c.PublishBurst}, nil
+		PublishRate: c.PublishRate, PublishBurst: c.PublishBurst,
+		History: acl.History{Size: c.HistorySize, TTL: time.Duration(c.HistoryTTL), Shape: c.HistoryShape}}, nil
 }

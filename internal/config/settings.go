@@ -101,6 +101,12 @@ type ChannelRule struct {
 	Publish      List    `yaml:"publish"`
 	PublishRate  float64 `yaml:"publish-rate,omitempty"`
 	PublishBurst int     `yaml:"publish-burst,omitempty"`
+	// History: keep the last history-size messages and/or those younger
+	// than history-ttl of each channel, for replay; history-shape
+	// "salesforce" also puts the replay id in data.event.replayId (jsforce).
+	HistorySize  int      `yaml:"history-size,omitempty"`
+	HistoryTTL   Duration `yaml:"history-ttl,omitempty"`
+	HistoryShape string   `yaml:"history-shape,omitempty"`
 }
 
 // Defaults returns the settings a bayeuxhub runs with when nothing is
