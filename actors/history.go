@@ -49,9 +49,15 @@ type Replay struct {
 	// Messages are the retained messages after the id asked for, oldest
 	// first.
 	Messages []*Message
-	// Oldest and Newest are the ids of the oldest and newest messages the
-	// channel retains (0 when it retains none); Newest is at least the id
-	// of the last of Messages.
+	// Oldest and Newest bound the channel's retained history (0 when it
+	// retains nothing): a replay from any id from Oldest-1 to Newest loses
+	// nothing (no message of the channel after Oldest-1 was dropped), a
+	// replay from an id before Oldest-1 may have lost some and is refused,
+	// and an id after Newest is not one of this history's. Newest is at
+	// least the id of the last of Messages. For a history whose ids are
+	// not consecutive per channel (JetStream's stream sequence), Oldest-1
+	// is the newest id up to which the channel's messages may have been
+	// dropped.
 	Oldest, Newest int64
 	// Epoch is the channel's current epoch.
 	Epoch string
