@@ -24,6 +24,12 @@ type Snapshot struct {
 	BrokerErrors uint64 // cluster broker failures (counter)
 	Expired      uint64 // sessions ended because their token expired (counter)
 
+	QueuedBytes    int64  // bytes sessions keep for their clients
+	Evicted        uint64 // sessions that never connected, ended to make room (counter)
+	EventsDropped  uint64 // events the callback missed (counter)
+	HistoryBytes   int64  // bytes the in-memory history holds
+	HistoryEvicted uint64 // history messages dropped by their bounds (counter)
+
 	// Refusals counts refused requests by action, channel rule and reason.
 	Refusals []Refusal
 	// Hooks counts the backend proxy's calls per event.
@@ -89,7 +95,7 @@ func newHubCollector(src func() Snapshot) *hubCollector {
 	}
 	return &hubCollector{src: src,
 		refusals: prometheus.NewDesc("bayeuxhub_refusals_total",
-			"Requests refused, by action (handshake, subscribe, publish), channel rule (none: no rule involved) and reason (rule, rate-limit, acl, hook, hook-unavailable, token, anonymous).",
+			"Requests refused, by action (handshake, subscribe, publish), channel rule (none: no rule involved) and reason (rule, rate-limit, acl, hook, hook-unavailable, token, anonymous, limit, memory).",
 			[]string{"action", "rule", "reason"}, nil),
 		hookCalls: prometheus.NewDesc("bayeuxhub_proxy_requests_total",
 			"Calls to the application's backend (the proxy hooks), by event and result (allowed, refused, unavailable).",
@@ -120,6 +126,16 @@ func newHubCollector(src func() Snapshot) *hubCollector {
 				func(s Snapshot) float64 { return float64(s.BrokerErrors) }),
 			counter("bayeuxhub_sessions_expired_total", "Sessions ended because their token expired.",
 				func(s Snapshot) float64 { return float64(s.Expired) }),
+			gauge("bayeuxhub_queued_bytes", "Bytes sessions keep for their clients (queued and unacknowledged); bounded by --max-total-bytes.",
+				func(s Snapshot) float64 { return float64(s.QueuedBytes) }),
+			counter("bayeuxhub_sessions_evicted_total", "Sessions that never connected, ended to make room under --max-pending-sessions-per-ip.",
+				func(s Snapshot) float64 { return float64(s.Evicted) }),
+			counter("bayeuxhub_events_dropped_total", "Events the event callback missed because it was too far behind.",
+				func(s Snapshot) float64 { return float64(s.EventsDropped) }),
+			gauge("bayeuxhub_history_bytes", "Bytes the in-memory history holds; bounded by its total limit.",
+				func(s Snapshot) float64 { return float64(s.HistoryBytes) }),
+			counter("bayeuxhub_history_evicted_total", "History messages dropped by their channel rule's bounds or the total, oldest first.",
+				func(s Snapshot) float64 { return float64(s.HistoryEvicted) }),
 		}}
 }
 

@@ -75,7 +75,9 @@ func (s *Server) metricsSnapshot() metrics.Snapshot {
 	st := s.hub.Stats()
 	snap := metrics.Snapshot{Clients: st.Clients, Channels: st.Channels, Published: st.Published,
 		Delivered: st.Delivered, Handshakes: st.Handshakes, Held: st.Held, Queued: st.Queued,
-		Overflows: st.Overflows, Dropped: st.Dropped, BrokerErrors: st.BrokerErrors, Expired: st.Expired}
+		Overflows: st.Overflows, Dropped: st.Dropped, BrokerErrors: st.BrokerErrors, Expired: st.Expired,
+		QueuedBytes: st.QueuedBytes, Evicted: st.Evicted, EventsDropped: st.EventsDropped,
+		HistoryBytes: st.HistoryBytes, HistoryEvicted: st.HistoryEvicted}
 	for _, r := range st.Refusals {
 		snap.Refusals = append(snap.Refusals, metrics.Refusal{Action: r.Action, Rule: r.Rule, Reason: r.Reason, Count: r.Count})
 	}
