@@ -27,11 +27,16 @@ func ExampleNewHandler() {
 	// bayeuxhub_channels 3
 	// bayeuxhub_clients 2
 	// bayeuxhub_connects_held 0
+	// bayeuxhub_events_dropped_total 0
 	// bayeuxhub_handshakes_total 4
+	// bayeuxhub_history_bytes 0
+	// bayeuxhub_history_evicted_total 0
 	// bayeuxhub_messages_delivered_total 25
 	// bayeuxhub_messages_dropped_total 0
 	// bayeuxhub_messages_published_total 10
 	// bayeuxhub_messages_queued 0
 	// bayeuxhub_queue_overflows_total 0
+	// bayeuxhub_queued_bytes 0
+	// bayeuxhub_sessions_evicted_total 0
 	// bayeuxhub_sessions_expired_total 0
 }
