@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
+	"github.com/bayeuxhub/bayeuxhub/acl"
 	"github.com/bayeuxhub/bayeuxhub/actors"
 	"github.com/bayeuxhub/bayeuxhub/internal/loadgen"
 	"github.com/bayeuxhub/bayeuxhub/server"
@@ -17,9 +19,15 @@ type inProc struct {
 	stop func(context.Context) error
 }
 
-// startInProc starts a bayeuxhub on a free loopback port.
-func startInProc() (*inProc, error) {
-	srv, err := server.Start(server.Config{Addr: "127.0.0.1:0"})
+// startInProc starts a bayeuxhub on a free loopback port, keeping a
+// history of historySize messages per channel on /bench/** when it is
+// positive, with maxInterval as its max interval when that is.
+func startInProc(historySize int, maxInterval time.Duration) (*inProc, error) {
+	rules, err := benchRules(historySize)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.Start(server.Config{Addr: "127.0.0.1:0", Hub: actors.Options{Rules: rules, MaxInterval: maxInterval}})
 	if err != nil {
 		return nil, err
 	}
@@ -28,6 +36,19 @@ func startInProc() (*inProc, error) {
 		u = strings.TrimSuffix(u, "/") + "/cometd"
 	}
 	return &inProc{url: u, hub: srv.Hub(), stop: srv.Shutdown}, nil
+}
+
+// benchRules returns the hub's default channel rules, with a rule
+// before them for /bench/** keeping historySize messages per channel when
+// it is positive.
+func benchRules(historySize int) (*acl.Rules, error) {
+	list := acl.Default()
+	if historySize > 0 {
+		bench := acl.Rule{Name: "bench", Pattern: "/bench/**", Subscribe: acl.Anyone, Publish: acl.Anyone,
+			History: acl.History{Size: historySize}}
+		list = append([]acl.Rule{bench}, list...)
+	}
+	return acl.New(list)
 }
 
 // localHub adapts the hub's local client API to loadgen.LocalHub.

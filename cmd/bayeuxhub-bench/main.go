@@ -12,6 +12,8 @@
 //	bayeuxhub-bench --url http://127.0.0.1:8080/cometd --scenario idle --server-pid 1234
 //	bayeuxhub-bench --inproc --scenario publish --html report.html
 //	bayeuxhub-bench --local --scenario fanout --rate 0 --max-messages 20000
+//	bayeuxhub-bench --inproc --scenario replay --duration 10s --transport websocket
+//	bayeuxhub-bench --inproc --scenario fanout --history-size 1000
 //	bayeuxhub-bench report --out BENCHMARKS.md results/   # see run_report.go
 //
 // Every explicit flag overrides the scenario preset. Load goes to loopback
@@ -76,6 +78,11 @@ func run() error {
 		allowRemote = fs.Bool("allow-remote", false, "allow a non-loopback --url")
 		quiet       = fs.Bool("quiet", false, "no progress line on stderr")
 		cpuProfile  = fs.String("cpuprofile", "", "write the load tool's own CPU profile to `FILE`")
+		replayEvery = fs.Duration("replay-every", 0, "replay scenario: how often each subscriber drops its session (default 5s)")
+		replayDown  = fs.Duration("replay-down", 0, "replay scenario: how long a subscriber stays away before it comes back with its last replay id (default 1s)")
+		replayDrop  = fs.String("replay-drop", "", "replay scenario: how a subscriber drops: "+loadgen.DropDisconnect+" (sends /meta/disconnect) or "+loadgen.DropAbandon+" (closes its connections; the server expires the session after its max interval)")
+		historySize = fs.Int("history-size", 0, "history size of the /bench/** channel rule: configures the --inproc / --local server (replay scenario default 10000, others 0 = no history); with --url, only recorded in the report as what that server runs with")
+		maxInterval = fs.Duration("max-interval", 0, "the --inproc / --local server's max interval (how long a session lives without a connect; default the hub's 10s)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bayeuxhub-bench [flags]\n       bayeuxhub-bench report [--out FILE] [--header FILE] [--ws-compare DIR] DIR\n\nFlags:\n")
@@ -122,6 +129,23 @@ func run() error {
 	if set["drain"] {
 		cfg.Drain = *drain
 	}
+	if set["replay-every"] {
+		cfg.ReplayEvery = *replayEvery
+	}
+	if set["replay-down"] {
+		cfg.ReplayDown = *replayDown
+	}
+	if set["replay-drop"] {
+		cfg.ReplayDrop = *replayDrop
+	}
+	if set["history-size"] {
+		if *historySize < 0 {
+			return fmt.Errorf("--history-size %d: must not be negative", *historySize)
+		}
+		cfg.HistorySize = *historySize
+	} else if *urlFlag != "" {
+		cfg.HistorySize = 0 // the server's own, not known here
+	}
 	cfg.MaxMessages = *maxMsgs
 	cfg.Transport = *transport
 	if *transport != loadgen.TransportLongPolling && *transport != loadgen.TransportWebSocket {
@@ -150,7 +174,7 @@ func run() error {
 		if !*inproc && !*local {
 			return errors.New("--url is required (or --inproc / --local to start a bayeuxhub in this process)")
 		}
-		srv, err := startInProc()
+		srv, err := startInProc(cfg.HistorySize, *maxInterval)
 		if err != nil {
 			return fmt.Errorf("in-process server: %w", err)
 		}
@@ -168,6 +192,9 @@ func run() error {
 			fmt.Fprintln(os.Stderr, "bayeuxhub-bench: driving an in-process hub through its local client API")
 		} else {
 			fmt.Fprintln(os.Stderr, "bayeuxhub-bench: in-process bayeuxhub at", srv.url)
+		}
+		if cfg.HistorySize > 0 {
+			fmt.Fprintf(os.Stderr, "bayeuxhub-bench: history of %d messages per channel on /bench/**\n", cfg.HistorySize)
 		}
 	}
 	if cfg.Hub == nil {

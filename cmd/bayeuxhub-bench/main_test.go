@@ -119,3 +119,77 @@ func TestReportWSCompare(t *testing.T) {
 		t.Errorf("the comparison is not after the tables:\n%s", md)
 	}
 }
+
+func TestBenchRules(t *testing.T) {
+	t.Parallel()
+	rules, err := benchRules(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := rules.Match("/bench/0")
+	if i < 0 || rules.Rule(i).History.Size != 1000 {
+		t.Errorf("/bench/0 matches rule %d without a history of 1000", i)
+	}
+	if i := rules.Match("/chat/x"); i < 0 || rules.Rule(i).History.Enabled() {
+		t.Errorf("/chat/x: rule %d", i)
+	}
+	rules, err = benchRules(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range rules.Len() {
+		if rules.Rule(i).History.Enabled() {
+			t.Errorf("rule %d keeps history without --history-size", i)
+		}
+	}
+}
+
+func TestReportHistoryCompare(t *testing.T) {
+	t.Parallel()
+	dir, hdir := t.TempDir(), t.TempDir()
+	write := func(base string, r *loadgen.Result) {
+		if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(r)
+		if err := os.WriteFile(base+".json", b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, _ := loadgen.Preset("fanout")
+	write(filepath.Join(hdir, "fanout", "off"), &loadgen.Result{Config: cfg, DeliverRate: 400000, PublishRate: 400, ServerCPU: 90,
+		Latency: loadgen.Latency{P50: 200, P99: 800}})
+	on := cfg
+	on.HistorySize = 1000
+	write(filepath.Join(hdir, "fanout", "on"), &loadgen.Result{Config: on, DeliverRate: 300000, PublishRate: 300, ServerCPU: 95,
+		Latency: loadgen.Latency{P50: 300, P99: 1000}})
+	rcfg, _ := loadgen.Preset("replay")
+	write(filepath.Join(hdir, "replay", "long-polling"), &loadgen.Result{Config: rcfg, DeliverRate: 100000, Lost: 0,
+		Replay: &loadgen.ReplayStats{Replays: 700, Replayed: 70000, Latency: loadgen.Latency{P50: 2, P99: 30}}})
+	if err := os.WriteFile(filepath.Join(hdir, "replay", "websocket.err"), []byte("boom\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "B.md")
+	if err := reportMain([]string{"--out", out, "--history-compare", hdir, dir}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(b)
+	for _, want := range []string{
+		"## Replay and the cost of history",
+		"| metric | history off | history on (1000 per channel) | on / off |",
+		"| delivered/s | 400000 | 300000 | 0.75× |",
+		"| latency p99 | 800ms | 1000ms | 1.25× |",
+		"| long-polling | 700 | 0 | 70000 | 2.00ms | 30.00ms | 0 | 0 | 100000 |",
+		"| WebSocket | failed |",
+		"replay over WebSocket failed: `boom`",
+		"history of 10000 per channel",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}

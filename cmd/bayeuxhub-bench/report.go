@@ -80,15 +80,18 @@ var scenarioDesc = map[string]string{
 // reportMain implements "bayeuxhub-bench report": it reads
 // DIR/<scenario>/<server>.json (and <server>.err for failed runs) and
 // writes a Markdown comparison; with --ws-compare CDIR it appends the
-// long-polling / WebSocket section from CDIR/<scenario>/<transport>.json.
+// long-polling / WebSocket section from CDIR/<scenario>/<transport>.json,
+// with --history-compare HDIR the replay / cost of history section from
+// HDIR/fanout/{off,on}.json and HDIR/replay/<transport>.json.
 func reportMain(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
 	out := fs.String("out", "BENCHMARKS.md", "Markdown file to write (- for stdout)")
 	header := fs.String("header", "", "Markdown `FILE` to put before the tables (machine, commit, date)")
 	wsCompare := fs.String("ws-compare", "", "`DIR` of <scenario>/<transport>.json results of bayeuxhub to add a long-polling / WebSocket section from")
+	histCompare := fs.String("history-compare", "", "`DIR` of fanout/{off,on}.json and replay/<transport>.json results of bayeuxhub to add a replay / cost of history section from")
 	_ = fs.Parse(args)
 	if fs.NArg() != 1 {
-		return fmt.Errorf("usage: bayeuxhub-bench report [--out FILE] [--header FILE] [--ws-compare DIR] DIR")
+		return fmt.Errorf("usage: bayeuxhub-bench report [--out FILE] [--header FILE] [--ws-compare DIR] [--history-compare DIR] DIR")
 	}
 	dir := fs.Arg(0)
 	var b strings.Builder
@@ -123,6 +126,9 @@ func reportMain(args []string) error {
 	}
 	if *wsCompare != "" {
 		writeTransportTable(&b, *wsCompare)
+	}
+	if *histCompare != "" {
+		writeHistorySection(&b, *histCompare)
 	}
 	if *out == "-" {
 		_, err := io.WriteString(os.Stdout, b.String())
@@ -286,4 +292,140 @@ func writeTransportTable(b *strings.Builder, dir string) {
 		fmt.Fprintf(b, "\n%s\n", n)
 	}
 	b.WriteString("\n")
+}
+
+// historyMetrics are the rows of the history on / off comparison.
+var historyMetrics = []metric{mDelivered, mPublished, mP50, mP99, mAckP99, mLost, mDup, mErrors, mGenCPU, mSrvCPU, mRSSAfter}
+
+// writeHistorySection writes the section on replay and the cost of
+// history from dir: fanout/off and fanout/on (the fanout scenario against
+// bayeuxhub without and with a history on its channel) side by side with
+// their ratio, then the replay scenario's runs, replay/<transport>; it
+// writes nothing when dir holds no result.
+func writeHistorySection(b *strings.Builder, dir string) {
+	off, offFail, okOff := load(filepath.Join(dir, "fanout", "off"))
+	on, onFail, okOn := load(filepath.Join(dir, "fanout", "on"))
+	type replayRun struct {
+		tr   string
+		r    *loadgen.Result
+		fail string
+	}
+	var replays []replayRun
+	for _, tr := range transports {
+		if r, fail, ok := load(filepath.Join(dir, "replay", tr)); ok {
+			replays = append(replays, replayRun{tr, r, fail})
+		}
+	}
+	if !okOff && !okOn && len(replays) == 0 {
+		return
+	}
+	b.WriteString("## Replay and the cost of history\n\n")
+	if okOff || okOn {
+		size := 0
+		if on != nil {
+			size = on.Config.HistorySize
+		}
+		onTitle := "history on"
+		if size > 0 {
+			onTitle = fmt.Sprintf("history on (%d per channel)", size)
+		}
+		b.WriteString("The fanout scenario against bayeuxhub twice, each on a freshly started server: without history, " +
+			"and with a channel rule for `/bench/**` that keeps history (`history-size`), so that every publish is also " +
+			"stored and stamped with a replay id.")
+		if r := cmpOr(on, off); r != nil {
+			c := r.Config
+			fmt.Fprintf(b, " Run: %d subscribers, %d publishers, rate %s, %d B payload, %.0fs measured after %s warmup, over %s.",
+				c.Subscribers, c.Publishers, rateText(c.Rate), c.Size, r.WindowSeconds, c.Warmup, transportTitles[cmpStr(c.Transport, loadgen.TransportLongPolling)])
+		}
+		fmt.Fprintf(b, "\n\n| metric | history off | %s | on / off |\n|---|---:|---:|---:|\n", onTitle)
+		for _, m := range historyMetrics {
+			fmt.Fprintf(b, "| %s |", m.name)
+			for _, x := range []struct {
+				r    *loadgen.Result
+				fail string
+			}{{off, offFail}, {on, onFail}} {
+				switch {
+				case x.r != nil:
+					fmt.Fprintf(b, " %s |", m.format(m.value(x.r)))
+				case x.fail != "":
+					b.WriteString(" failed |")
+				default:
+					b.WriteString(" — |")
+				}
+			}
+			if m.ratio && on != nil && off != nil && m.value(off) > 0 && m.value(on) >= 0 {
+				fmt.Fprintf(b, " %.2f× |\n", m.value(on)/m.value(off))
+			} else {
+				b.WriteString(" |\n")
+			}
+		}
+		for _, x := range []struct {
+			what string
+			r    *loadgen.Result
+			fail string
+		}{{"history off", off, offFail}, {"history on", on, onFail}} {
+			switch {
+			case x.fail != "":
+				fmt.Fprintf(b, "\n%s failed: `%s`\n", x.what, strings.ReplaceAll(x.fail, "`", "'"))
+			case x.r != nil && x.r.Config.Rate > 0 && x.r.PublishRate < 0.95*x.r.Config.Rate:
+				fmt.Fprintf(b, "\n%s: publishers reached %.0f of the %.0f msg/s asked (each waits for its acknowledgement).\n", x.what, x.r.PublishRate, x.r.Config.Rate)
+			}
+		}
+		b.WriteString("\n")
+	}
+	if len(replays) > 0 {
+		b.WriteString("The replay scenario (`--scenario replay`): subscribers on one channel with history, each dropping its session " +
+			"on a schedule, staying away, then handshaking again and re-subscribing with `ext.replay` from the last replay id it " +
+			"received, while publishing goes on. Lost and duplicated count every acknowledged message against every subscriber " +
+			"across all its sessions; replay latency is from sending the re-subscribe to the first message published after it, " +
+			"which the hub delivers only after the replay.")
+		if r := replays[0].r; r != nil {
+			c := r.Config
+			fmt.Fprintf(b, " Run: %d subscribers, %d publishers, rate %s, %d B payload, %.0fs measured after %s warmup; "+
+				"each drops every %s (%s) and stays away %s; history of %d per channel.",
+				c.Subscribers, c.Publishers, rateText(c.Rate), c.Size, r.WindowSeconds, c.Warmup, c.ReplayEvery, c.ReplayDrop, c.ReplayDown, c.HistorySize)
+		}
+		b.WriteString("\n\n| transport | replays | refused | replayed messages | replay p50 | replay p99 | lost | duplicated | delivered/s | live latency p99 | errors |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, x := range replays {
+			fmt.Fprintf(b, "| %s |", transportTitles[x.tr])
+			if x.r == nil || x.r.Replay == nil {
+				b.WriteString(strings.Repeat(" failed |", 10) + "\n")
+				continue
+			}
+			rp := x.r.Replay
+			fmt.Fprintf(b, " %d | %d | %d | %s | %s | %d | %d | %.0f | %s | %d |\n", rp.Replays, rp.Refused, rp.Replayed,
+				loadgen.FmtMS(rp.Latency.P50), loadgen.FmtMS(rp.Latency.P99), x.r.Lost, x.r.Duplicated, x.r.DeliverRate,
+				loadgen.FmtMS(x.r.Latency.P99), x.r.Errors)
+		}
+		for _, x := range replays {
+			switch {
+			case x.r == nil:
+				fmt.Fprintf(b, "\nreplay over %s failed: `%s`\n", transportTitles[x.tr], strings.ReplaceAll(x.fail, "`", "'"))
+			case x.r.DrainTimedOut:
+				fmt.Fprintf(b, "\nreplay over %s: deliveries were still arriving when the drain time ran out; \"lost\" includes messages in flight.\n", transportTitles[x.tr])
+			case len(x.r.FirstErrors) > 0:
+				fmt.Fprintf(b, "\nreplay over %s errors (first): `%s`\n", transportTitles[x.tr], strings.ReplaceAll(x.r.FirstErrors[0], "`", "'"))
+			}
+			if x.r != nil && x.r.Config.Rate > 0 && x.r.PublishRate < 0.95*x.r.Config.Rate {
+				fmt.Fprintf(b, "\nreplay over %s: publishers reached %.0f of the %.0f msg/s asked (each waits for its acknowledgement).\n",
+					transportTitles[x.tr], x.r.PublishRate, x.r.Config.Rate)
+			}
+		}
+		b.WriteString("\n")
+	}
+}
+
+func cmpOr(a, b *loadgen.Result) *loadgen.Result {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func cmpStr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -218,6 +218,16 @@ func (c *Client) Connect(ctx context.Context) (int, error) {
 // Subscribe subscribes to the given channels in one request, one
 // /meta/subscribe message per channel.
 func (c *Client) Subscribe(ctx context.Context, channels []string) error {
+	return c.SubscribeReplay(ctx, channels, nil)
+}
+
+// SubscribeReplay subscribes as Subscribe does, asking for replay with
+// the replay extension: from[k] is the replay id channels[k] resumes
+// after (ReplayAll for everything retained, ReplayNew or a nil from for
+// no replay). A replay the server refuses (a 400 to a subscribe that
+// asked for one: the id is not in the channel's retained history) yields
+// an error wrapping ErrReplayRefused; the other channels are subscribed.
+func (c *Client) SubscribeReplay(ctx context.Context, channels []string, from []int64) error {
 	c.body = append(c.body[:0], '[')
 	for i, ch := range channels {
 		if i > 0 {
@@ -226,7 +236,9 @@ func (c *Client) Subscribe(ctx context.Context, channels []string) error {
 		c.appendHead("/meta/subscribe")
 		c.body = append(c.body, `,"subscription":"`...)
 		c.body = append(c.body, ch...)
-		c.body = append(c.body, `"}`...)
+		c.body = append(c.body, '"')
+		c.body = appendReplayExt(c.body, ch, replayFrom(from, i))
+		c.body = append(c.body, '}')
 	}
 	c.body = append(c.body, ']')
 	msgs, err := c.do(ctx, c.body, false)
@@ -239,15 +251,61 @@ func (c *Client) Subscribe(ctx context.Context, channels []string) error {
 		if string(m.Channel) != "/meta/subscribe" {
 			continue
 		}
-		if err := replyErr(m, "subscribe"); err != nil {
-			return err
-		}
 		n++
+		if err == nil {
+			err = subscribeErr(m, from != nil)
+		}
+	}
+	if err != nil {
+		return err
 	}
 	if n != len(channels) {
 		return fmt.Errorf("loadgen: %d subscribe replies for %d subscriptions", n, len(channels))
 	}
 	return nil
+}
+
+// The replay ids a subscribe may ask for besides a message's own (the
+// replay extension's).
+const (
+	// ReplayNew asks for new messages only (no replay).
+	ReplayNew int64 = -1
+	// ReplayAll asks for everything the channel's history retains.
+	ReplayAll int64 = -2
+)
+
+// ErrReplayRefused is returned when the server refused a subscribe that
+// asked for replay with a 400: the replay id is not in what the channel's
+// history retains (or the replay is too large to send at once).
+var ErrReplayRefused = errors.New("loadgen: server refused the replay")
+
+func replayFrom(from []int64, i int) int64 {
+	if i < len(from) {
+		return from[i]
+	}
+	return ReplayNew
+}
+
+// appendReplayExt appends ,"ext":{"replay":{"<channel>":<id>}} unless id
+// is ReplayNew.
+func appendReplayExt(b []byte, channel string, id int64) []byte {
+	if id == ReplayNew {
+		return b
+	}
+	b = append(b, `,"ext":{"replay":{"`...)
+	b = append(b, channel...)
+	b = append(b, `":`...)
+	b = strconv.AppendInt(b, id, 10)
+	return append(b, `}}`...)
+}
+
+// subscribeErr is replyErr for a subscribe reply; a 400 to one that asked
+// for replay wraps ErrReplayRefused.
+func subscribeErr(m *Msg, replay bool) error {
+	if !m.Successful && replay && strings.HasPrefix(m.Error, "400:") {
+		return fmt.Errorf("%w: %q", ErrReplayRefused, m.Error)
+	}
+	return replyErr(m, "subscribe")
 }
 
 // Disconnect sends /meta/disconnect.

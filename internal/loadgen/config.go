@@ -23,6 +23,21 @@ const (
 	// KindChurn loops handshake, subscribe, disconnect and measures
 	// sessions per second.
 	KindChurn Kind = "churn"
+	// KindReplay runs publishers and subscribers that drop their sessions
+	// on a schedule and come back with the replay extension, resuming
+	// after the last replay id they saw (replay.go); it measures what
+	// they lost or got twice across the cuts and how long a replay takes.
+	KindReplay Kind = "replay"
+)
+
+// How a replay-scenario subscriber drops its session (Config.ReplayDrop).
+const (
+	// DropDisconnect sends /meta/disconnect, as a client that closes.
+	DropDisconnect = "disconnect"
+	// DropAbandon stops connecting and closes its connections without a
+	// word, as a client whose network went away: the server keeps the
+	// session until its max interval runs out.
+	DropAbandon = "abandon"
 )
 
 // The transports (Bayeux connection types) a run can use.
@@ -88,6 +103,23 @@ type Config struct {
 	Hub LocalHub `json:"-"`
 	// Local tells the report that Hub was used.
 	Local bool `json:"local"`
+
+	// ReplayEvery is how often each subscriber of the replay scenario
+	// drops its session (the subscribers' first drops are spread over the
+	// first period); drops stop once one would not be back before the
+	// measured window ends.
+	ReplayEvery time.Duration `json:"replay_every_ns,omitempty"`
+	// ReplayDown is how long a subscriber stays away after a drop before
+	// it handshakes again and re-subscribes with its last replay id.
+	ReplayDown time.Duration `json:"replay_down_ns,omitempty"`
+	// ReplayDrop is how it drops: DropDisconnect (the default) or
+	// DropAbandon.
+	ReplayDrop string `json:"replay_drop,omitempty"`
+	// HistorySize is the history size of the /bench/** channel rule the
+	// server was started with (0: no history, or not known), for the
+	// report only: the in-process server (--inproc) is configured with it;
+	// for a server at URL it is what the caller says.
+	HistorySize int `json:"history_size"`
 }
 
 var presets = map[string]Config{
@@ -98,6 +130,8 @@ var presets = map[string]Config{
 	"chat":  {Kind: KindPubSub, Subscribers: 1000, Publishers: 100, Rate: 1000, Channels: 100, SubsPerClient: 10},
 	"idle":  {Kind: KindIdle, Subscribers: 10000, Channels: 1, SubsPerClient: 1},
 	"churn": {Kind: KindChurn, Subscribers: 32, Channels: 1, SubsPerClient: 1},
+	"replay": {Kind: KindReplay, Subscribers: 100, Publishers: 10, Rate: 1000, Channels: 1, SubsPerClient: 1,
+		ReplayEvery: 5 * time.Second, ReplayDown: time.Second, ReplayDrop: DropDisconnect, HistorySize: 10000},
 }
 
 // Scenarios returns the names of the presets.
@@ -121,6 +155,9 @@ func Scenarios() []string {
 //	chat           1000 subscribers in 10 of 100 rooms each, 100 publishers, 10 msg/s per room
 //	idle           10000 long-polls held idle
 //	churn          32 workers looping handshake, subscribe, disconnect
+//	replay         100 subscribers on one channel with history, 10 publishers, 1000 msg/s in total;
+//	               every 5 s each subscriber drops its session, stays away 1 s and comes
+//	               back with the replay extension from its last replay id
 func Preset(name string) (Config, error) {
 	c, ok := presets[name]
 	if !ok {
@@ -174,8 +211,28 @@ func (c *Config) Validate() error {
 	if c.Subscribers < 0 || c.Publishers < 0 || c.Rate < 0 || c.Duration <= 0 {
 		return fmt.Errorf("negative counts or non-positive duration")
 	}
-	if c.Kind == KindPubSub && c.Publishers == 0 {
+	if (c.Kind == KindPubSub || c.Kind == KindReplay) && c.Publishers == 0 {
 		return fmt.Errorf("scenario needs at least one publisher")
+	}
+	if c.Kind == KindReplay {
+		switch {
+		case c.Hub != nil:
+			return fmt.Errorf("the replay scenario needs a remote transport: the local client API has no replay")
+		case c.Subscribers == 0:
+			return fmt.Errorf("the replay scenario needs --subscribers > 0")
+		case c.ReplayDown < 0:
+			return fmt.Errorf("negative replay down time")
+		}
+		if c.ReplayEvery <= 0 {
+			c.ReplayEvery = 5 * time.Second
+		}
+		switch c.ReplayDrop {
+		case "":
+			c.ReplayDrop = DropDisconnect
+		case DropDisconnect, DropAbandon:
+		default:
+			return fmt.Errorf("unknown replay drop %q (want %s or %s)", c.ReplayDrop, DropDisconnect, DropAbandon)
+		}
 	}
 	if (c.Kind == KindIdle || c.Kind == KindChurn) && c.Subscribers == 0 {
 		return fmt.Errorf("scenario needs --subscribers > 0")

@@ -28,7 +28,13 @@
 // RSS read from /proc when its PID is known.
 //
 // The idle scenario holds long-polls open and reports server memory per
-// client; churn loops handshake, subscribe, disconnect. With Config.Hub set
+// client; churn loops handshake, subscribe, disconnect. The replay
+// scenario (replay.go) has its subscribers drop their sessions on a
+// schedule while publishing goes on and come back with the replay
+// extension (ext.replay, from the last ext.replayId they received); the
+// same trackers, kept across their sessions, count what the cuts lost or
+// duplicated, per subscriber, beside the replays, the messages replayed
+// and the time a replay takes to catch up. With Config.Hub set
 // the same scenarios drive bayeuxhub's in-process client API instead of
 // HTTP (local.go).
 package loadgen

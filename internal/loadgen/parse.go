@@ -29,6 +29,9 @@ type Msg struct {
 	TS    int64
 	Pub   int64
 	Seq   int64
+	// ReplayID is ext.replayId, the replay id a server with history
+	// stamps each delivery of such a channel with; 0 when absent.
+	ReplayID int64
 }
 
 // IsMeta reports whether the message is on a /meta/ channel.
@@ -183,6 +186,12 @@ func (p *parser) message(m *Msg) error {
 			} else {
 				err = p.skip()
 			}
+		case "ext":
+			if p.i < len(p.b) && p.b[p.i] == '{' {
+				err = p.ext(m)
+			} else {
+				err = p.skip()
+			}
 		case "data":
 			m.HasData = true
 			if p.i < len(p.b) && p.b[p.i] == '{' {
@@ -222,6 +231,18 @@ func (p *parser) advice(m *Msg) error {
 			err = p.skip()
 		}
 		return err
+	})
+}
+
+// ext reads the replay id from a message's ext object.
+func (p *parser) ext(m *Msg) error {
+	return p.object(func(key []byte) error {
+		if string(key) == "replayId" && p.i < len(p.b) && (p.b[p.i] == '-' || (p.b[p.i] >= '0' && p.b[p.i] <= '9')) {
+			var err error
+			m.ReplayID, err = p.num()
+			return err
+		}
+		return p.skip()
 	})
 }
 

@@ -99,3 +99,22 @@ func BenchmarkParseDelivery(b *testing.B) {
 		}
 	}
 }
+
+func TestParseReplayID(t *testing.T) {
+	t.Parallel()
+	in := `[{"channel":"/bench/0","data":{"ts":1,"pub":0,"seq":5},"ext":{"replayId":1729,"replayEpoch":"lx3k9q0","ack":{"x":[1]}}},
+	 {"channel":"/bench/0","ext":{"replayEpoch":"e","replayId":"not a number"},"data":{"ts":1,"pub":0,"seq":6}},
+	 {"channel":"/bench/0","ext":null,"data":{"ts":1,"pub":0,"seq":7}}]`
+	msgs, err := ParseMessages([]byte(in), nil)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("%v %+v", err, msgs)
+	}
+	if !msgs[0].Bench || msgs[0].ReplayID != 1729 || msgs[0].Seq != 5 {
+		t.Errorf("first: %+v", msgs[0])
+	}
+	for _, m := range msgs[1:] {
+		if !m.Bench || m.ReplayID != 0 {
+			t.Errorf("no replay id: %+v", m)
+		}
+	}
+}

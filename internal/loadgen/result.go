@@ -86,6 +86,9 @@ type Result struct {
 	Errors      uint64   `json:"errors"`
 	FirstErrors []string `json:"first_errors,omitempty"`
 
+	// Replay holds the replay scenario's figures (nil for the others).
+	Replay *ReplayStats `json:"replay,omitempty"`
+
 	Series []Point      `json:"series,omitempty"`
 	Hist   []HistBucket `json:"histogram,omitempty"`
 }
@@ -160,7 +163,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 		cpu += fmt.Sprintf(", server cpu %.0f%%", r.ServerCPU)
 	}
 	switch c.Kind {
-	case KindPubSub:
+	case KindPubSub, KindReplay:
 		row("published", fmt.Sprintf("%.0f msg/s  (%d in window, %d total, %d errors)\t%s",
 			r.PublishRate, r.Published, r.PublishedTotal, r.PublishErrors, cpu))
 		if c.Rate > 0 && r.PublishRate < 0.95*c.Rate {
@@ -171,13 +174,20 @@ func (r *Result) WriteSummary(w io.Writer) {
 			FmtMS(r.PublishAck.P50), FmtMS(r.PublishAck.P99), FmtMS(r.PublishAck.Max)))
 		if c.Subscribers > 0 {
 			row("delivered", fmt.Sprintf("%.0f msg/s  (%d in window, %d total)\t%s", r.DeliverRate, r.Delivered, r.DeliveredTotal, cpu))
-			row("latency", fmt.Sprintf("p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (n=%d)",
-				FmtMS(r.Latency.P50), FmtMS(r.Latency.P90), FmtMS(r.Latency.P99), FmtMS(r.Latency.P999), FmtMS(r.Latency.Max), r.Latency.Count))
+			live := ""
+			if c.Kind == KindReplay {
+				live = ", live deliveries only"
+			}
+			row("latency", fmt.Sprintf("p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (n=%d%s)",
+				FmtMS(r.Latency.P50), FmtMS(r.Latency.P90), FmtMS(r.Latency.P99), FmtMS(r.Latency.P999), FmtMS(r.Latency.Max), r.Latency.Count, live))
 			row("accounting", fmt.Sprintf("expected %d  lost %d  duplicated %d  out-of-order %d  unacked-delivered %d  stray %d",
 				r.Expected, r.Lost, r.Duplicated, r.OutOfOrder, r.Unacked, r.Stray))
 			if r.DrainTimedOut {
 				row("WARNING", fmt.Sprintf("deliveries were still arriving after the %s drain: \"lost\" includes messages in flight (raise --drain)", c.Drain))
 			}
+		}
+		if r.Replay != nil {
+			r.writeReplay(row)
 		}
 	case KindIdle:
 		row("held", fmt.Sprintf("%d long-polls (%d failed setup), %d connect replies while idle", r.Held, r.SetupFailed, r.IdleConnectReplies))

@@ -77,6 +77,8 @@ func (s *session) rehandshake(ctx context.Context, c conn, stale string) error {
 type conn interface {
 	Handshake(ctx context.Context) error
 	Subscribe(ctx context.Context, channels []string) error
+	// SubscribeReplay subscribes asking for replay (replay.go).
+	SubscribeReplay(ctx context.Context, channels []string, from []int64) error
 	// Connect sends one /meta/connect and waits for its reply.
 	Connect(ctx context.Context) (int, error)
 	Publish(ctx context.Context, ps []Payload, size int) ([]bool, error)
@@ -113,6 +115,21 @@ type runner struct {
 
 	subCount []uint64 // subscribers per channel
 
+	startN int64         // when the run started, Unix ns
+	clock  chan struct{} // closed when the run's clock starts (setTimes)
+
+	// The replay scenario (replay.go).
+	rsubs      []*replaySub // by subscriber index; nil for one not set up
+	replayHist Histogram    // re-subscribe to caught up
+	down       atomic.Int64 // subscribers away (dropped, not re-subscribed yet)
+	drops      atomic.Uint64
+	ended      atomic.Uint64
+	replays    atomic.Uint64
+	fromAll    atomic.Uint64
+	refused    atomic.Uint64
+	replayed   atomic.Uint64
+	caughtUp   atomic.Uint64
+
 	idsMu sync.Mutex
 	ids   []string // final client ids, for disconnecting
 }
@@ -122,7 +139,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg}
+	r := &runner{cfg: cfg, startN: time.Now().UnixNano(), clock: make(chan struct{})}
 	r.hc = NewHTTPClient(cfg.Subscribers + 2*cfg.Publishers + 64)
 	defer r.hc.CloseIdleConnections()
 	if cfg.MaxMessages > 0 {
@@ -226,6 +243,7 @@ func (r *runner) setTimes(warmup time.Duration) *timeline {
 		tl.secs[i] = &second{}
 	}
 	r.tl.Store(tl)
+	close(r.clock)
 	return tl
 }
 
@@ -318,6 +336,13 @@ func (r *runner) deliver(tr *SubTracker, m *Msg, at time.Time) {
 		r.stray.Add(1)
 		return
 	}
+	r.observe(tr, m, at, true)
+}
+
+// observe checks off a benchmark delivery in tr and counts it; its
+// latency goes into the histograms when latency is set and it was
+// published in the measured window.
+func (r *runner) observe(tr *SubTracker, m *Msg, at time.Time, latency bool) {
 	tr.Observe(m.Pub, m.Seq, channelIndex(m.Channel))
 	r.delivered.Add(1)
 	tl := r.tl.Load()
@@ -326,7 +351,7 @@ func (r *runner) deliver(tr *SubTracker, m *Msg, at time.Time) {
 	}
 	s := tl.secAt(at)
 	s.delivered.Add(1)
-	if m.TS >= tl.measStartN && m.TS < tl.measEndN {
+	if latency && m.TS >= tl.measStartN && m.TS < tl.measEndN {
 		d := time.Duration(at.UnixNano() - m.TS)
 		r.hist.Record(d)
 		s.hist.Record(d)
@@ -531,12 +556,17 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 	sem := make(chan struct{}, cfg.SetupConcurrency)
 	var setupFailed atomic.Uint64
 	setupStart := time.Now()
+	subscriber := r.subscriber
+	if cfg.Kind == KindReplay {
+		r.rsubs = make([]*replaySub, cfg.Subscribers)
+		subscriber = r.replaySubscriber
+	}
 	for i := range cfg.Subscribers {
 		subsWG.Add(1)
 		readyWG.Add(1)
 		go func() {
 			defer subsWG.Done()
-			r.subscriber(subCtx, i, sem, func(tr *SubTracker, err error) {
+			subscriber(subCtx, i, sem, func(tr *SubTracker, err error) {
 				trackers[i] = tr
 				if err != nil {
 					setupFailed.Add(1)
@@ -611,7 +641,11 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 
 	tl := r.setTimes(cfg.Warmup)
 	stopProgress := make(chan struct{})
-	go r.progress(stopProgress, nil)
+	var extra func() string
+	if cfg.Kind == KindReplay {
+		extra = r.replayProgress
+	}
+	go r.progress(stopProgress, extra)
 	var pubWG sync.WaitGroup
 	pubsDone := make(chan struct{})
 	for j := range cfg.Publishers {
@@ -680,23 +714,28 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 	for _, l := range logs {
 		res.SentTotal += uint64(l.Count())
 	}
+	if cfg.Kind == KindReplay {
+		res.Replay = r.replayStats(logs)
+	}
 	r.fill(res, s0, s1)
 	r.fillDelivery(res, s0, d1)
 	return res, nil
 }
 
 // drain waits, up to limit or until ctx ends, for the deliveries still
-// outstanding after publishing stopped; it gives up early when nothing has
-// arrived for 2 s. It records how long it took and whether it ran out.
+// outstanding after publishing stopped (and, in the replay scenario, for
+// the subscribers still away to be back); it gives up early when nothing
+// has arrived for 2 s with every subscriber there. It records how long it
+// took and whether it ran out.
 func (r *runner) drain(ctx context.Context, res *Result, limit time.Duration) {
 	start := time.Now()
 	last, lastChange := r.delivered.Load(), time.Now()
 	for time.Since(start) < limit && ctx.Err() == nil {
-		d := r.delivered.Load()
-		if d >= r.expected.Load() {
+		d, away := r.delivered.Load(), r.down.Load() > 0
+		if d >= r.expected.Load() && !away {
 			break
 		}
-		if d != last {
+		if d != last || away {
 			last, lastChange = d, time.Now()
 		} else if time.Since(lastChange) > 2*time.Second {
 			break

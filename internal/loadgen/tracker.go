@@ -84,15 +84,20 @@ func NewSubTracker(chans []int, publishers int) *SubTracker {
 	}
 }
 
-// Observe checks off one delivery of (pub, seq) on channel ch.
-func (t *SubTracker) Observe(pub, seq int64, ch int) {
-	local := -1
+// local returns the position of channel ch among the tracker's
+// channels, or -1.
+func (t *SubTracker) local(ch int) int {
 	for i, c := range t.chans {
 		if c == ch {
-			local = i
-			break
+			return i
 		}
 	}
+	return -1
+}
+
+// Observe checks off one delivery of (pub, seq) on channel ch.
+func (t *SubTracker) Observe(pub, seq int64, ch int) {
+	local := t.local(ch)
 	if local < 0 || pub < 0 || pub >= int64(len(t.recv)) || seq < 0 {
 		t.Stray++
 		return

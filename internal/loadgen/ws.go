@@ -376,6 +376,12 @@ func offeredTypes(frame []byte) ([]string, error) {
 // Subscribe subscribes to the given channels in one frame, one
 // /meta/subscribe message per channel.
 func (c *WSClient) Subscribe(ctx context.Context, channels []string) error {
+	return c.SubscribeReplay(ctx, channels, nil)
+}
+
+// SubscribeReplay subscribes as Subscribe does, asking for replay as
+// Client.SubscribeReplay does.
+func (c *WSClient) SubscribeReplay(ctx context.Context, channels []string, from []int64) error {
 	ids := make([]string, len(channels))
 	for i := range ids {
 		ids[i] = c.newID()
@@ -389,7 +395,9 @@ func (c *WSClient) Subscribe(ctx context.Context, channels []string) error {
 			b = c.appendHead(b, "/meta/subscribe", ids[i])
 			b = append(b, `,"subscription":"`...)
 			b = append(b, ch...)
-			b = append(b, `"}`...)
+			b = append(b, '"')
+			b = appendReplayExt(b, ch, replayFrom(from, i))
+			b = append(b, '}')
 		}
 		return append(b, ']')
 	})
@@ -397,7 +405,7 @@ func (c *WSClient) Subscribe(ctx context.Context, channels []string) error {
 		return err
 	}
 	for i := range w.got {
-		if err := replyErr(&w.got[i], "subscribe"); err != nil {
+		if err := subscribeErr(&w.got[i], from != nil); err != nil {
 			return err
 		}
 	}
