@@ -319,6 +319,9 @@ func (h *Hub) answer(op string, body []byte) ([]byte, error) {
 		h.root.Send(ref.pid, &kick{noReconnect: k.NoReconnect})
 		return []byte("1"), nil
 	}
+	if out, ok, err := h.presenceQuery(op, body); ok { // presence.go
+		return out, err
+	}
 	return nil, fmt.Errorf("unknown query %q", op)
 }
 

@@ -103,6 +103,9 @@ func (h *Hub) refuse(action, rule, reason, clientID string, err *protocol.Error)
 // of its rule) and, when refused, the error to send.
 func (h *Hub) checkRule(sub acl.Subject, a acl.Action, channel, clientID string) (acl.Decision, *protocol.Error) {
 	d := h.opts.Rules.Check(sub, a, channel)
+	if d.Allowed && a == acl.Subscribe {
+		return h.checkPresenceSubscribe(d, sub, channel, clientID) // presence.go
+	}
 	if d.Allowed {
 		return d, nil
 	}

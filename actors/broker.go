@@ -83,6 +83,10 @@ func nodeOf(clientID string) string {
 type hubInbox struct{ h *Hub }
 
 func (in hubInbox) Deliver(m *Message) {
+	if m.Channel == presenceWire { // between hubs only (presence.go)
+		in.h.presenceReceive(m)
+		return
+	}
 	m.fromBroker = true
 	if m.ReplayID != 0 { // stamped by a history all nodes share
 		in.h.routeLocal(in.h.root, m)

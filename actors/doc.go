@@ -44,6 +44,8 @@
 //	messages.go     every message the actors send each other
 //	errors.go       the API's errors
 //	inputlimits.go  what a message may contain: channel name bounds, size, UTF-8
+//	presence.go     who is subscribed to presence channels: events, queries,
+//	                the view of the other hubs' members
 //	ordering.txt    every send, every blocking wait, every lock, and the
 //	                rule that keeps them acyclic
 //

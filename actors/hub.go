@@ -57,6 +57,7 @@ type Hub struct {
 
 	stats    hubStats
 	refusals refusals
+	presence presence // presence.go
 	start    time.Time
 }
 
@@ -109,6 +110,7 @@ type Stats struct {
 	// Refusals counts refused handshakes, subscribes and publishes by
 	// action, channel rule and reason.
 	Refusals []Refusal
+	Presence PresenceStats // presence.go
 	Uptime   time.Duration // time since Start
 }
 
@@ -163,6 +165,7 @@ func Start(system *actor.ActorSystem, opts Options) (*Hub, error) {
 		_ = h.root.PoisonFuture(h.pid).Wait()
 		return nil, err
 	}
+	h.startPresence()
 	h.log.Info().Str("alias", opts.Alias).Dur("connect_timeout", opts.ConnectTimeout).
 		Dur("poll_timeout", opts.PollTimeout).Bool("anon_publish", opts.AnonPublish).
 		Str("node", opts.NodeName).Bool("broker", opts.Broker != nil).Msg("hub started")
@@ -210,6 +213,7 @@ func (h *Hub) Stats() Stats {
 		HistoryEvicted: historyEvicted,
 		Evicted:        h.stats.evicted.Load(),
 		Refusals:       h.refusals.snapshot(),
+		Presence:       h.presenceStats(),
 		Uptime:         time.Since(h.start),
 	}
 }
@@ -291,6 +295,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("bayeuxhub: shutdown: %w", ctx.Err())
 	}
+	h.stopPresence() // after the sessions: the other hubs hear of their leaving
 	if b := h.opts.Broker; b != nil {
 		if err := b.Close(); err != nil {
 			return fmt.Errorf("bayeuxhub: close broker: %w", err)

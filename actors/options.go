@@ -222,6 +222,9 @@ type Options struct {
 	// replay); past it the publish or the subscribe is refused with 503.
 	// Default DefaultHistoryTimeout.
 	HistoryTimeout time.Duration
+	// Presence bounds and paces presence, kept for the channels whose
+	// rule has acl.Rule.Presence (see Hub.Presence).
+	Presence PresenceOptions
 	// MaxBatch bounds the messages of one request (one HTTP request, one
 	// WebSocket frame, one HandleRemote call): a request's replies and the
 	// memory it takes grow with its messages. A larger one is refused

@@ -17,6 +17,9 @@ func (h *Hub) callService(c *Client, m *protocol.Message) (out [][]byte, perr *p
 	name := strings.TrimPrefix(m.Channel, "/service/")
 	fn := h.opts.Services[name]
 	if fn == nil {
+		fn = h.presenceService(name) // presence.go
+	}
+	if fn == nil {
 		fn = h.opts.Services["_handler"]
 	}
 	if fn == nil {

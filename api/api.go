@@ -1,7 +1,7 @@
 // Package api is bayeuxhub's backend HTTP API: the application's servers
 // publish, push to clients and users, disconnect them and look at the
-// hub's channels, sessions and figures, with JSON over HTTP and an API
-// key. It is off in the bayeuxhub command unless --api-key is set.
+// hub's channels, sessions, presence and figures, with JSON over HTTP and
+// an API key. It is off in the bayeuxhub command unless --api-key is set.
 //
 // Every request but GET /api/openapi.yaml carries the key as
 // "Authorization: apikey <key>" (compared in constant time); POST bodies
@@ -12,8 +12,8 @@
 //
 // With a broker (--nats) the API acts on the whole cluster: a publish
 // reaches every node's subscribers, a push or disconnect by user reaches
-// the user's sessions on every node, and listings cover every node that
-// answers in time (answers say which did not).
+// the user's sessions on every node, and listings (presence included)
+// cover every node that answers in time (answers say which did not).
 package api
 
 import (
@@ -103,6 +103,7 @@ func New(hub *actors.Hub, prefix string, opts Options) (*API, error) {
 		{"/disconnect", http.MethodPost, a.disconnect},
 		{"/channels", http.MethodGet, a.channels},
 		{"/sessions", http.MethodGet, a.sessions},
+		{"/presence", http.MethodGet, a.presence},
 		{"/stats", http.MethodGet, a.stats},
 	} {
 		r.Handle(prefix+route.path, a.authenticate(route.handle)).Methods(route.method)
@@ -423,6 +424,31 @@ func (a *API) sessions(w http.ResponseWriter, r *http.Request) {
 		Sessions []actors.SessionInfo `json:"sessions"`
 		actors.Coverage
 	}{list, cov})
+}
+
+// presence answers GET /presence?channel=...: the members of a channel
+// whose rule keeps presence, on every hub.
+func (a *API) presence(w http.ResponseWriter, r *http.Request) {
+	channel := r.URL.Query().Get("channel")
+	if channel == "" {
+		a.fail(w, http.StatusBadRequest, "bad_request", `Missing "channel"`)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+	defer cancel()
+	list, cov, err := a.hub.Presence(ctx, channel)
+	if err != nil {
+		a.hubError(w, err)
+		return
+	}
+	if list == nil {
+		list = []actors.Member{}
+	}
+	a.reply(w, http.StatusOK, struct {
+		Channel string          `json:"channel"`
+		Members []actors.Member `json:"members"`
+		actors.Coverage
+	}{channel, list, cov})
 }
 
 // statsBody is GET /stats's answer: this node's figures.

@@ -35,6 +35,11 @@ func ExampleNewHandler() {
 	// bayeuxhub_messages_dropped_total 0
 	// bayeuxhub_messages_published_total 10
 	// bayeuxhub_messages_queued 0
+	// bayeuxhub_presence_channels 0
+	// bayeuxhub_presence_events_dropped_total 0
+	// bayeuxhub_presence_members 0
+	// bayeuxhub_presence_syncs_total 0
+	// bayeuxhub_presence_untracked_total 0
 	// bayeuxhub_queue_overflows_total 0
 	// bayeuxhub_queued_bytes 0
 	// bayeuxhub_sessions_evicted_total 0

@@ -30,6 +30,12 @@ type Snapshot struct {
 	HistoryBytes   int64  // bytes the in-memory history holds
 	HistoryEvicted uint64 // history messages dropped by their bounds (counter)
 
+	PresenceChannels  int    // presence channels with members
+	PresenceMembers   int    // members of presence channels, summed
+	PresenceUntracked uint64 // joins past the presence limits, not tracked (counter)
+	PresenceDropped   uint64 // join and leave events not published (counter)
+	PresenceSyncs     uint64 // other hubs' presence fetched whole (counter)
+
 	// Refusals counts refused requests by action, channel rule and reason.
 	Refusals []Refusal
 	// Hooks counts the backend proxy's calls per event.
@@ -136,6 +142,16 @@ func newHubCollector(src func() Snapshot) *hubCollector {
 				func(s Snapshot) float64 { return float64(s.HistoryBytes) }),
 			counter("bayeuxhub_history_evicted_total", "History messages dropped by their channel rule's bounds or the total, oldest first.",
 				func(s Snapshot) float64 { return float64(s.HistoryEvicted) }),
+			gauge("bayeuxhub_presence_channels", "Presence channels with members, as this hub sees them (every hub's members).",
+				func(s Snapshot) float64 { return float64(s.PresenceChannels) }),
+			gauge("bayeuxhub_presence_members", "Members of presence channels, summed over the channels, as this hub sees them.",
+				func(s Snapshot) float64 { return float64(s.PresenceMembers) }),
+			counter("bayeuxhub_presence_untracked_total", "Joins not tracked: past --max-presence-members or --max-presence-channels.",
+				func(s Snapshot) float64 { return float64(s.PresenceUntracked) }),
+			counter("bayeuxhub_presence_events_dropped_total", "Presence join and leave events not published (the hub was draining or too far behind).",
+				func(s Snapshot) float64 { return float64(s.PresenceDropped) }),
+			counter("bayeuxhub_presence_syncs_total", "Times another hub's presence was fetched whole (at its start or after a lost change).",
+				func(s Snapshot) float64 { return float64(s.PresenceSyncs) }),
 		}}
 }
 

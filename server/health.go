@@ -77,7 +77,9 @@ func (s *Server) metricsSnapshot() metrics.Snapshot {
 		Delivered: st.Delivered, Handshakes: st.Handshakes, Held: st.Held, Queued: st.Queued,
 		Overflows: st.Overflows, Dropped: st.Dropped, BrokerErrors: st.BrokerErrors, Expired: st.Expired,
 		QueuedBytes: st.QueuedBytes, Evicted: st.Evicted, EventsDropped: st.EventsDropped,
-		HistoryBytes: st.HistoryBytes, HistoryEvicted: st.HistoryEvicted}
+		HistoryBytes: st.HistoryBytes, HistoryEvicted: st.HistoryEvicted,
+		PresenceChannels: st.Presence.Channels, PresenceMembers: st.Presence.Members, PresenceUntracked: st.Presence.Untracked,
+		PresenceDropped: st.Presence.EventsDropped, PresenceSyncs: st.Presence.Syncs}
 	for _, r := range st.Refusals {
 		snap.Refusals = append(snap.Refusals, metrics.Refusal{Action: r.Action, Rule: r.Rule, Reason: r.Reason, Count: r.Count})
 	}

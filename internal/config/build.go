@@ -102,6 +102,7 @@ func (s *Settings) Build(log *zerolog.Logger) (*Built, error) {
 	cfg.Hub.MaxPendingSessionsPerIP, cfg.Hub.MaxSubscriptionsPerIP = s.MaxPendingSessionsPerIP, s.MaxSubscriptionsPerIP
 	cfg.Hub.MaxSessionBytes, cfg.Hub.MaxBytesPerIP, cfg.Hub.MaxTotalBytes = s.MaxSessionBytes, s.MaxBytesPerIP, s.MaxTotalBytes
 	cfg.Hub.MaxBatch = s.MaxBatch
+	cfg.Hub.Presence = actors.PresenceOptions{MaxMembers: s.MaxPresenceMembers, MaxChannels: s.MaxPresenceChannels}
 	cfg.Hub.MaxChannelLength, cfg.Hub.MaxChannelDepth = s.MaxChannelLength, s.MaxChannelDepth
 	if s.tokensConfigured() {
 		j, err := s.verifier(log)
@@ -243,5 +244,6 @@ func (c ChannelRule) rule() (acl.Rule, error) {
 	}
 	return acl.Rule{Name: c.Name, Pattern: c.Pattern, Subscribe: sub, Publish: pub,
 		PublishRate: c.PublishRate, PublishBurst: c.PublishBurst,
-		History: acl.History{Size: c.HistorySize, TTL: time.Duration(c.HistoryTTL), Shape: c.HistoryShape}}, nil
+		History:  acl.History{Size: c.HistorySize, TTL: time.Duration(c.HistoryTTL), Shape: c.HistoryShape},
+		Presence: c.Presence}, nil
 }

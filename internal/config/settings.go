@@ -54,6 +54,8 @@ type Settings struct {
 	MaxSessionBytes         int      `yaml:"max-session-bytes" flag:"max-session-bytes" usage:"most {bytes} kept for one client (queued and unacknowledged); past it --queue-policy applies (-1: no limit)"`
 	MaxBytesPerIP           int      `yaml:"max-bytes-per-ip" flag:"max-bytes-per-ip" usage:"most {bytes} kept for the clients of one remote address together; past it --queue-policy applies (-1: no limit)"`
 	MaxBatch                int      `yaml:"max-batch" flag:"max-batch" usage:"most {messages} in one request (HTTP request or WebSocket frame); a larger one gets 400 before it is decoded (-1: no limit)"`
+	MaxPresenceMembers      int      `yaml:"max-presence-members" flag:"max-presence-members" usage:"most members tracked per presence channel; later joins are not tracked (-1: no limit)"`
+	MaxPresenceChannels     int      `yaml:"max-presence-channels" flag:"max-presence-channels" usage:"most presence channels with members tracked; joins to further ones are not tracked (-1: no limit)"`
 	MaxTotalBytes           int64    `yaml:"max-total-bytes" flag:"max-total-bytes" usage:"most {bytes} kept for all clients; past it publishes and handshakes get 503 (-1: no limit)"`
 
 	Pprof          string `yaml:"pprof" flag:"pprof" usage:"serve Go's net/http/pprof profiles on this separate {address} (e.g. 127.0.0.1:6060); off by default"`
@@ -107,6 +109,9 @@ type ChannelRule struct {
 	HistorySize  int      `yaml:"history-size,omitempty"`
 	HistoryTTL   Duration `yaml:"history-ttl,omitempty"`
 	HistoryShape string   `yaml:"history-shape,omitempty"`
+	// Presence: track who is subscribed to each channel, with join and
+	// leave events on /bayeuxhub/presence<channel> and /service/presence.
+	Presence bool `yaml:"presence,omitempty"`
 }
 
 // Defaults returns the settings a bayeuxhub runs with when nothing is
@@ -136,6 +141,8 @@ func Defaults() Settings {
 		MaxSessionBytes:         actors.DefaultMaxSessionBytes,
 		MaxBytesPerIP:           actors.DefaultMaxBytesPerIP,
 		MaxTotalBytes:           actors.DefaultMaxTotalBytes,
+		MaxPresenceMembers:      actors.DefaultMaxPresenceMembers,
+		MaxPresenceChannels:     actors.DefaultMaxPresenceChannels,
 		MaxBatch:                protocol.DefaultMaxBatch,
 		Transports:              List(transport.DefaultTypes()),
 		JWKSRefresh:             Duration(time.Hour),
