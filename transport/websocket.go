@@ -29,7 +29,17 @@ const (
 	DefaultWriteTimeout  = 15 * time.Second
 	DefaultMaxWriteQueue = 1024
 	DefaultMaxInFlight   = 16
+	// DefaultMaxPendingBytes is the default of
+	// WebSocketOptions.MaxPendingBytes: 1 MiB.
+	DefaultMaxPendingBytes = 1 << 20
 )
+
+// wsReplyCost is what a frame in flight counts against MaxPendingBytes
+// for each of its messages, on top of its own size, until its replies are
+// queued: about the size of a reply, so that a frame of many small
+// messages (`[{},{},...]`, whose replies are twenty times its size) is
+// counted near what its replies will hold before they exist.
+const wsReplyCost = 64
 
 // DefaultTypes are the connection types a server offers unless told
 // otherwise, in order of preference.
@@ -88,6 +98,23 @@ type WebSocketOptions struct {
 	// reading the connection until one is answered (and, not reading, sees
 	// no pong: a connection stuck so beyond PongTimeout is closed).
 	MaxInFlight int
+	// MaxPendingBytes bounds the bytes one connection holds for its peer
+	// (default DefaultMaxPendingBytes): replies and pushed messages count
+	// from when they are queued until they are written to the socket, and
+	// each frame read counts its size plus 64 bytes a message (about a
+	// reply) until its replies are queued. At the limit the transport stops
+	// reading the connection, so that the frames of a peer that does not
+	// read what it is sent wait in TCP buffers rather than in the server's
+	// memory, and it refuses pushes, whose messages stay in the client's
+	// session queue (bounded there, see MaxWriteQueue); it reads again once
+	// enough is written. A connection so holds at most about twice the
+	// limit, plus the replies of the frame it read last and one batch from
+	// the session (a push, or a connect reply with what the session kept).
+	// A peer that takes nothing is closed, as ever, when a frame has not
+	// been written within WriteTimeout. The server does not ping while
+	// output is pending or reads are paused (it would not read the pong):
+	// the write timeout watches the peer then.
+	MaxPendingBytes int64
 	// Logger receives the transport's logs; nil means none.
 	Logger *zerolog.Logger
 }
@@ -133,6 +160,9 @@ func NewWebSocket(hub *actors.Hub, opts WebSocketOptions) *WebSocket {
 	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	if opts.MaxPendingBytes <= 0 {
+		opts.MaxPendingBytes = DefaultMaxPendingBytes
 	}
 	log := zerolog.Nop()
 	if opts.Logger != nil {
@@ -209,7 +239,7 @@ func (t *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &wsConn{
 		t: t, ws: ws, remote: r.RemoteAddr, header: r.Header, ctx: ctx, cancel: cancel,
-		wake: make(chan struct{}, 1), closing: make(chan struct{}),
+		wake: make(chan struct{}, 1), room: make(chan struct{}, 1), closing: make(chan struct{}),
 		inflight: make(chan struct{}, t.opts.MaxInFlight),
 	}
 	t.mu.Lock()
@@ -226,7 +256,10 @@ func (t *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.mu.Lock()
 	delete(t.conns, c)
 	t.mu.Unlock()
-	t.log.Debug().Str("remote", c.remote).Msg("websocket closed")
+	c.mu.Lock()
+	frames, peak := c.frames, c.peak
+	c.mu.Unlock()
+	t.log.Debug().Str("remote", c.remote).Int("frames", frames).Int64("peak_pending_bytes", peak).Msg("websocket closed")
 }
 
 // Close closes every connection with status 1001 (going away), after
@@ -287,7 +320,21 @@ type wsConn struct {
 	// awaited counts the submitted requests whose replies are not queued
 	// yet.
 	awaited int
-	closed  bool
+	// pending is the size of the messages queued or being written; reading
+	// the cost of the frames whose replies are awaited (see wsReplyCost).
+	// The reader reads no frame while their sum is at MaxPendingBytes, and
+	// pushes are refused while pending is.
+	pending, reading int64
+	peak             int64 // the highest pending, for the logs
+	frames           int   // frames submitted to the hub
+	// paused is set while the reader waits for pending and reading to go
+	// below MaxPendingBytes; pauses counts the pauses, so that the pinger
+	// can tell that one happened while it waited for a pong; skippedPings
+	// counts the pings not sent during a pause.
+	paused       bool
+	pauses       int
+	skippedPings int
+	closed       bool
 	// backlogged is set when a push was refused for a full queue: the
 	// refused messages stay in the session and will come back in a
 	// /meta/connect reply; later pushes are refused too until that reply
@@ -295,6 +342,7 @@ type wsConn struct {
 	backlogged bool
 
 	wake        chan struct{} // the writer has work (capacity 1)
+	room        chan struct{} // pending or reading went down (capacity 1)
 	closing     chan struct{} // Close: flush, then close with 1001
 	closingOnce sync.Once
 	inflight    chan struct{} // semaphore of awaited requests
@@ -329,13 +377,65 @@ func (c *wsConn) serve() {
 func (c *wsConn) markClosed() {
 	c.mu.Lock()
 	c.closed = true
+	c.pending -= size(c.queue)
 	c.queue, c.pushed = nil, 0
 	c.mu.Unlock()
 }
 
-// reader reads frames in order and submits each to the hub.
+// size is the number of bytes of msgs.
+func size(msgs [][]byte) int64 {
+	n := 0
+	for _, m := range msgs {
+		n += len(m)
+	}
+	return int64(n)
+}
+
+// waitRoom returns once the connection holds less than MaxPendingBytes
+// (pending output and frames in flight), so that the reader may read the
+// next frame; false when the connection ended meanwhile.
+func (c *wsConn) waitRoom() bool {
+	for {
+		c.mu.Lock()
+		if c.pending+c.reading < c.t.opts.MaxPendingBytes {
+			c.paused = false
+			c.mu.Unlock()
+			return true
+		}
+		if !c.paused {
+			c.paused = true
+			c.pauses++
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.room:
+		case <-c.writerDone: // the connection is finished
+			return false
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+}
+
+// freed tells a paused reader that pending or reading went down; c.mu is
+// held.
+func (c *wsConn) freed() {
+	if c.paused {
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// reader reads frames in order and submits each to the hub, pausing while
+// the connection holds MaxPendingBytes.
 func (c *wsConn) reader() {
 	for {
+		if !c.waitRoom() {
+			c.markClosed()
+			return
+		}
 		typ, data, err := c.ws.Read(c.ctx)
 		if err != nil {
 			c.markClosed()
@@ -349,7 +449,7 @@ func (c *wsConn) reader() {
 			c.replyError(protocol.ErrBadRequest("Binary frames not supported"))
 			continue
 		}
-		msgs, err := protocol.Decode(data)
+		msgs, err := protocol.DecodeLimit(data, c.t.hub.MaxBatch())
 		if err != nil {
 			var pe *protocol.Error
 			if !errors.As(err, &pe) {
@@ -375,56 +475,83 @@ func (c *wsConn) reader() {
 			// the browser's long polls (MaxSessionsPerBrowser).
 			Push: c.push,
 		})
+		cost := int64(len(data)) + wsReplyCost*int64(len(msgs))
 		c.mu.Lock()
+		c.frames++
 		c.awaited++
+		c.reading += cost
 		c.mu.Unlock()
 		c.waiters.Add(1)
 		go func() {
 			defer c.waiters.Done()
 			parts := pending(c.ctx)
 			<-c.inflight
-			c.reply(parts, true)
+			c.answer(parts, cost)
 		}()
 	}
 }
 
 // push takes deliveries from the client's session actor. It never blocks:
 // it refuses them (and they stay queued in the session) when the
-// connection is closed or its write queue is full.
+// connection is closed, its write queue is full or it holds
+// MaxPendingBytes.
 func (c *wsConn) push(msgs [][]byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.backlogged {
 		return false
 	}
-	if c.pushed >= c.t.opts.MaxWriteQueue {
+	// A zero MaxPendingBytes (a wsConn not made by ServeHTTP) is no limit.
+	if c.pushed >= c.t.opts.MaxWriteQueue || c.t.opts.MaxPendingBytes > 0 && c.pending >= c.t.opts.MaxPendingBytes {
 		c.backlogged = true
 		return false
 	}
-	c.queue = append(c.queue, msgs...)
+	c.enqueue(msgs)
 	c.pushed += len(msgs)
 	c.signal()
 	return true
 }
 
+// enqueue appends msgs to the write queue and counts their bytes; c.mu is
+// held.
+func (c *wsConn) enqueue(msgs [][]byte) {
+	c.queue = append(c.queue, msgs...)
+	c.pending += size(msgs)
+	c.peak = max(c.peak, c.pending)
+}
+
 // reply queues a request's replies; answered is set for the replies of a
 // submitted request (not for an error about an unreadable frame). Replies
-// are not bounded by MaxWriteQueue: there are at most MaxInFlight requests
-// awaiting them.
+// are not bounded by MaxWriteQueue nor refused at MaxPendingBytes: there
+// are at most MaxInFlight requests awaiting them, and the reader reads no
+// more while the connection holds MaxPendingBytes.
 func (c *wsConn) reply(parts [][]byte, answered bool) {
+	c.answerCost(parts, answered, 0)
+}
+
+// answer queues the replies of a submitted request that counted cost
+// against MaxPendingBytes while they were awaited.
+func (c *wsConn) answer(parts [][]byte, cost int64) {
+	c.answerCost(parts, true, cost)
+}
+
+func (c *wsConn) answerCost(parts [][]byte, answered bool, cost int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if answered {
 		c.awaited--
 	}
+	c.reading -= cost
 	if c.closed || len(parts) == 0 {
+		c.freed()
 		c.signal()
 		return
 	}
 	if c.backlogged && hasDelivery(parts) {
 		c.backlogged = false // the session's backlog is in this reply
 	}
-	c.queue = append(c.queue, parts...)
+	c.enqueue(parts)
+	c.freed()
 	c.signal()
 }
 
@@ -480,7 +607,17 @@ func (c *wsConn) writer() {
 		c.queue, c.pushed = nil, 0
 		c.mu.Unlock()
 		if err := c.write(items); err != nil {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, net.ErrClosed) {
+			c.mu.Lock()
+			pending, paused := c.pending, c.paused
+			c.mu.Unlock()
+			switch {
+			case errors.Is(err, context.DeadlineExceeded):
+				// No close frame can be written: the peer's receive window is
+				// what is full.
+				c.t.log.Info().Str("remote", c.remote).Int64("pending_bytes", pending).Bool("reads_paused", paused).
+					Dur("write_timeout", c.t.opts.WriteTimeout).
+					Msg("websocket closed: the peer took no output within the write timeout")
+			case !errors.Is(err, context.Canceled) && !errors.Is(err, net.ErrClosed):
 				c.t.log.Debug().Err(err).Str("remote", c.remote).Msg("websocket write")
 			}
 			c.markClosed()
@@ -525,18 +662,20 @@ func (c *wsConn) closeGracefully() {
 }
 
 // write writes items as JSON arrays, each frame at most MaxBody bytes
-// unless one message alone is larger.
+// unless one message alone is larger, and counts each frame's messages
+// out of pending once it is written.
 func (c *wsConn) write(items [][]byte) error {
 	limit := int(c.t.opts.MaxBody)
 	frame := make([]byte, 0, min(bodySize(items), limit))
 	for i := 0; i < len(items); {
 		frame = append(frame[:0], '[')
-		n := 0
+		n, written := 0, 0
 		for i < len(items) && (n == 0 || len(frame)+len(items[i])+2 <= limit) {
 			if n > 0 {
 				frame = append(frame, ',')
 			}
 			frame = append(frame, items[i]...)
+			written += len(items[i])
 			items[i] = nil
 			i++
 			n++
@@ -548,12 +687,20 @@ func (c *wsConn) write(items [][]byte) error {
 		if err != nil {
 			return err
 		}
+		c.mu.Lock()
+		c.pending -= int64(written)
+		c.freed()
+		c.mu.Unlock()
 	}
 	return nil
 }
 
 // pinger pings the peer every PingInterval and closes the connection when
-// a pong does not come back within PongTimeout.
+// a pong does not come back within PongTimeout. It does not ping while
+// output is pending or reads are paused, and it waits longer for the pong
+// of a ping sent before: the writer's WriteTimeout watches the peer then,
+// the ping's frame may wait in the socket as any frame may, and its pong
+// is not read while reads are paused.
 func (c *wsConn) pinger() {
 	defer close(c.pingerDone)
 	if c.t.opts.PingInterval < 0 {
@@ -562,22 +709,84 @@ func (c *wsConn) pinger() {
 	}
 	tick := time.NewTicker(c.t.opts.PingInterval)
 	defer tick.Stop()
+	late := time.NewTimer(c.t.opts.PongTimeout)
+	late.Stop()
+	var ping *wsPing // the ping in flight
+	defer func() {
+		if ping != nil {
+			<-ping.done // it ends with the connection
+			ping.cancel()
+		}
+	}()
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-tick.C:
-		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.t.opts.PongTimeout)
-		err := c.ws.Ping(ctx)
-		cancel()
-		if err != nil {
-			if c.ctx.Err() == nil {
-				c.t.log.Debug().Err(err).Str("remote", c.remote).Msg("no pong: closing websocket")
+			c.mu.Lock()
+			busy, pauses := c.paused || c.pending > 0, c.pauses
+			if busy {
+				c.skippedPings++
 			}
-			c.cancel()
-			_ = c.ws.CloseNow()
-			return
+			c.mu.Unlock()
+			if busy || ping != nil {
+				continue
+			}
+			ping = c.ping(pauses)
+			late.Reset(c.t.opts.PongTimeout)
+		case <-late.C:
+			if ping != nil && !c.busySince(ping.pauses) {
+				c.noPong(errors.New("no pong within the pong timeout"))
+				return
+			}
+		case err := <-ping.doneChan():
+			ping.cancel()
+			pauses := ping.pauses
+			ping = nil
+			late.Stop()
+			if err != nil && c.ctx.Err() == nil && !c.busySince(pauses) {
+				c.noPong(err)
+				return
+			}
 		}
 	}
+}
+
+// wsPing is a ping in flight.
+type wsPing struct {
+	done   chan error
+	cancel context.CancelFunc
+	pauses int // the count of pauses when it was sent
+}
+
+// doneChan is nil for no ping: a case that never comes.
+func (p *wsPing) doneChan() <-chan error {
+	if p == nil {
+		return nil
+	}
+	return p.done
+}
+
+// ping sends a ping; its frame may wait in the socket for WriteTimeout, as
+// any frame may, and then its pong for PongTimeout.
+func (c *wsConn) ping(pauses int) *wsPing {
+	ctx, cancel := context.WithTimeout(c.ctx, c.t.opts.WriteTimeout+c.t.opts.PongTimeout)
+	p := &wsPing{done: make(chan error, 1), cancel: cancel, pauses: pauses}
+	go func() { p.done <- c.ws.Ping(ctx) }()
+	return p
+}
+
+// noPong closes the connection of a peer that did not answer a ping.
+func (c *wsConn) noPong(err error) {
+	c.t.log.Debug().Err(err).Str("remote", c.remote).Msg("no pong: closing websocket")
+	c.cancel()
+	_ = c.ws.CloseNow()
+}
+
+// busySince reports whether output is pending or reads are paused, or
+// have been since the count of pauses was pauses.
+func (c *wsConn) busySince(pauses int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.paused || c.pauses != pauses || c.pending > 0
 }

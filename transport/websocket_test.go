@@ -367,6 +367,14 @@ func TestOriginChecker(t *testing.T) {
 }
 
 func TestLongPollingTypes(t *testing.T) {
+	hub, err := actors.Start(actor.NewActorSystem(), actors.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = hub.Shutdown(context.Background())
+		hub.System().Shutdown()
+	})
 	hs := `[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}]`
 	for _, tc := range []struct {
 		types  []string
@@ -378,7 +386,7 @@ func TestLongPollingTypes(t *testing.T) {
 		{[]string{WebSocketType}, true, http.StatusBadRequest},
 		{[]string{protocol.LongPolling}, true, http.StatusBadRequest},
 	} {
-		lp := NewLongPolling(nil, Options{Types: tc.types})
+		lp := NewLongPolling(hub, Options{Types: tc.types})
 		target := "/cometd"
 		if tc.jsonp {
 			target += "?jsonp=cb"
