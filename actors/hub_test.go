@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
@@ -85,17 +87,6 @@ func publishMsg(id, channel string, data string) *protocol.Message {
 	return &protocol.Message{Channel: channel, ClientID: id, Data: json.RawMessage(data)}
 }
 
-func waitFor(t testing.TB, what string, fn func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !fn() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // held reports whether the client has a /meta/connect held.
 func held(h *Hub, id string) bool {
 	ref := h.lookupSession(id)
@@ -111,7 +102,12 @@ func TestSessionPanicIsIsolated(t *testing.T) {
 	go func() { victimConnect <- call(t, h, connectMsg(victim)) }()
 	otherConnect := make(chan []map[string]any, 1)
 	go func() { otherConnect <- call(t, h, connectMsg(other)) }()
-	waitFor(t, "both connects held", func() bool { return held(h, victim) && held(h, other) })
+	testutil.CheckFor(t, 10*time.Second, 2*time.Millisecond, func() error {
+		if !held(h, victim) || !held(h, other) {
+			return fmt.Errorf("connects held: victim %v, other %v", held(h, victim), held(h, other))
+		}
+		return nil
+	})
 
 	// A delivery with no message makes the victim's session actor panic.
 	h.root.Send(h.lookupSession(victim).pid, (*Message)(nil))
@@ -127,7 +123,12 @@ func TestSessionPanicIsIsolated(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("victim's held connect was not completed")
 	}
-	waitFor(t, "victim forgotten", func() bool { return h.lookupSession(victim) == nil })
+	testutil.CheckFor(t, 10*time.Second, 2*time.Millisecond, func() error {
+		if h.lookupSession(victim) != nil {
+			return errors.New("the victim's session is still registered")
+		}
+		return nil
+	})
 
 	// The other session is untouched: its held connect gets the next publish.
 	if r := call(t, h, publishMsg(other, "/p", `"still here"`)); r[0]["successful"] != true {
@@ -161,7 +162,12 @@ func TestChannelActorsComeAndGo(t *testing.T) {
 	for _, id := range ids {
 		call(t, h, &protocol.Message{Channel: protocol.MetaDisconnect, ClientID: id})
 	}
-	waitFor(t, "every actor gone", func() bool { st := h.Stats(); return st.Channels == 0 && st.Clients == 0 })
+	testutil.CheckFor(t, 10*time.Second, 2*time.Millisecond, func() error {
+		if st := h.Stats(); st.Channels != 0 || st.Clients != 0 {
+			return fmt.Errorf("%d channels, %d clients left", st.Channels, st.Clients)
+		}
+		return nil
+	})
 	h.chanMu.RLock()
 	n := len(h.channels)
 	h.chanMu.RUnlock()
@@ -230,10 +236,13 @@ func TestLocalAndRemoteClientsSeeEachOther(t *testing.T) {
 	if len(got) != 2 || got[1]["data"].(map[string]any)["chat"] != "I got your message, ann" {
 		t.Fatalf("remote client: %v", got)
 	}
-	waitFor(t, "the bot to see its own reply", func() bool {
+	testutil.CheckFor(t, 10*time.Second, 2*time.Millisecond, func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(seen) == 2
+		if len(seen) != 2 {
+			return fmt.Errorf("the bot saw %d messages, want 2 (its own reply too)", len(seen))
+		}
+		return nil
 	})
 	mu.Lock()
 	defer mu.Unlock()
@@ -312,7 +321,12 @@ func TestShutdownAnswersHeldConnects(t *testing.T) {
 	id := remoteClient(t, h)
 	done := make(chan []map[string]any, 1)
 	go func() { done <- call(t, h, connectMsg(id)) }()
-	waitFor(t, "connect held", func() bool { return held(h, id) })
+	testutil.CheckFor(t, 10*time.Second, 2*time.Millisecond, func() error {
+		if !held(h, id) {
+			return errors.New("connect not held")
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.Shutdown(ctx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
+
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 )
 
 // testJWK is a key a test JWK Set server serves.
@@ -122,20 +125,16 @@ func TestJWKSPeriodicRefreshRemovesKey(t *testing.T) {
 	accept(t, j, k1)
 
 	s.set(t, testJWK{kid: "k2", pub: &rsaKey2().PublicKey})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		_, err := j.Authenticate(context.Background(), k1)
-		if err != nil {
-			if err.Error() != `invalid token: unknown key id "k1"` || !errors.Is(err, ErrInvalidToken) {
-				t.Fatalf("error = %q", err)
-			}
-			break
+		if err == nil {
+			return errors.New("k1 still accepted after it left the JWK Set")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("k1 still accepted 10 s after it left the JWK Set")
+		if err.Error() != `invalid token: unknown key id "k1"` || !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("error = %q", err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	accept(t, j, signed(t, jwt.SigningMethodRS256, rsaKey2(), userClaims, withKID("k2")))
 }
 
@@ -317,17 +316,10 @@ func TestJWKSRecovers(t *testing.T) {
 	refuse(t, j, k1, "invalid token: key set unavailable")
 
 	s.setBody(http.StatusOK, good)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		_, err := j.Authenticate(context.Background(), k1)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still refused 10 s after the JWK Set came back: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err // still refused after the JWK Set came back
+	})
 }
 
 func TestJWKSBadDocuments(t *testing.T) {
@@ -363,14 +355,13 @@ func TestJWKSEmptySetRevokes(t *testing.T) {
 	accept(t, j, k1)
 	s.set(t)
 	// Another kid forces a fetch; the now empty set drops k1.
-	deadline := time.Now().Add(10 * time.Second)
-	for s.hits.Load() < 2 {
-		refuse(t, j, signed(t, jwt.SigningMethodRS256, rsaKey(), userClaims, withKID("k9")), `invalid token: unknown key id "k9"`)
-		if time.Now().After(deadline) {
-			t.Fatal("no fetch")
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if n := s.hits.Load(); n < 2 {
+			refuse(t, j, signed(t, jwt.SigningMethodRS256, rsaKey(), userClaims, withKID("k9")), `invalid token: unknown key id "k9"`)
+			return fmt.Errorf("%d fetches of the JWK Set, want a second one", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	refuse(t, j, signed(t, jwt.SigningMethodRS256, rsaKey(), userClaims, nil), "invalid token: no key for signing method RS256")
 }
 

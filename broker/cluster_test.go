@@ -2,12 +2,14 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bayeuxhub/bayeuxhub/internal/natstest"
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 )
 
 // TestQueryEveryNode: a query reaches every other live node and waits for
@@ -20,8 +22,11 @@ func TestQueryEveryNode(t *testing.T) {
 	a, _ := startNode(t, "a", opts)
 	_, _ = startNode(t, "b", opts)
 	c, _ := startNode(t, "c", opts)
-	eventually(t, 5*time.Second, "a knows b and c", func() bool {
-		return reflect.DeepEqual(a.Nodes(), []string{"b", "c"})
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if nodes := a.Nodes(); !reflect.DeepEqual(nodes, []string{"b", "c"}) {
+			return fmt.Errorf("a knows %v, want b and c", nodes)
+		}
+		return nil
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -43,7 +48,12 @@ func TestQueryEveryNode(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "a forgets c", func() bool { return reflect.DeepEqual(a.Nodes(), []string{"b"}) })
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if nodes := a.Nodes(); !reflect.DeepEqual(nodes, []string{"b"}) {
+			return fmt.Errorf("a knows %v, want b only", nodes)
+		}
+		return nil
+	})
 	answers, missing, err = a.Query(ctx, "echo", nil)
 	if err != nil || len(missing) != 0 || len(answers) != 1 || answers[0].Node != "b" {
 		t.Fatalf("after c left: %+v %v %v", answers, missing, err)
@@ -58,7 +68,12 @@ func TestQueryMissingNode(t *testing.T) {
 	opts := NATSOptions{URLs: []string{srv.URL()}, HeartbeatInterval: time.Hour}
 	a, _ := startNode(t, "a", opts)
 	_, inB := startNode(t, "b", opts)
-	eventually(t, 5*time.Second, "a knows b", func() bool { return len(a.Nodes()) == 1 })
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if nodes := a.Nodes(); len(nodes) != 1 {
+			return fmt.Errorf("a knows %v, want b", nodes)
+		}
+		return nil
+	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bayeuxhub/bayeuxhub/actors"
 	"github.com/bayeuxhub/bayeuxhub/internal/natstest"
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -63,18 +64,6 @@ func (in *inbox) pushList() []*actors.Push {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return append([]*actors.Push(nil), in.pushes...)
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // startNode starts a broker as node on the given servers.
@@ -280,7 +269,12 @@ func TestOverlappingSubscriptionsOnceInOrder(t *testing.T) {
 	for i := range n {
 		publish(t, a, "/a/b", i)
 	}
-	eventually(t, 10*time.Second, "1000 deliveries", func() bool { return b.Stats().Received == 3*n })
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if got := b.Stats().Received; got != 3*n {
+			return fmt.Errorf("b received %d, want %d", got, 3*n)
+		}
+		return nil
+	})
 	msgs := inB.messages()
 	if len(msgs) != n {
 		t.Fatalf("delivered %d messages, want %d", len(msgs), n)
@@ -334,7 +328,12 @@ func TestConcurrentPublishersOfOneNode(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	eventually(t, 10*time.Second, "all deliveries", func() bool { return b.Stats().Received == 2*writers*each })
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if got := b.Stats().Received; got != 2*writers*each {
+			return fmt.Errorf("b received %d, want %d", got, 2*writers*each)
+		}
+		return nil
+	})
 	next := make([]int, writers)
 	for _, m := range inB.messages() {
 		var v [2]int
@@ -377,8 +376,18 @@ func TestNoInterestNoTraffic(t *testing.T) {
 		publish(t, a, "/busy", i)
 	}
 	publish(t, a, "/quiet", "marker") // after the /busy messages on a's connection
-	eventually(t, 5*time.Second, "marker on c", func() bool { return len(inC.messages()) == 1 })
-	eventually(t, 5*time.Second, "100 on b", func() bool { return len(inB.messages()) == 100 })
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := len(inC.messages()); n != 1 {
+			return fmt.Errorf("%d messages on c, want the marker", n)
+		}
+		return nil
+	})
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := len(inB.messages()); n != 100 {
+			return fmt.Errorf("%d messages on b, want 100", n)
+		}
+		return nil
+	})
 	if st := c.Stats(); st.Received != 1 {
 		t.Fatalf("c received %d messages, want only the marker", st.Received)
 	}
@@ -395,7 +404,12 @@ func TestNoInterestNoTraffic(t *testing.T) {
 	}
 	publish(t, a, "/quiet", "gone")
 	publish(t, a, "/busy", "marker")
-	eventually(t, 5*time.Second, "marker on b", func() bool { return len(inB.messages()) == 101 })
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := len(inB.messages()); n != 101 {
+			return fmt.Errorf("%d messages on b, want 101 with the marker", n)
+		}
+		return nil
+	})
 	if st := c.Stats(); st.Received != 1 || st.Subscriptions != 0 {
 		t.Fatalf("c after unsubscribe: %+v", st)
 	}
@@ -411,7 +425,12 @@ func TestPushToNode(t *testing.T) {
 	if err := a.Push("b", &actors.Push{ClientID: "b_123", Channel: "/private", Data: map[string]string{"hi": "b"}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "push on b", func() bool { return len(inB.pushList()) == 1 })
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := len(inB.pushList()); n != 1 {
+			return fmt.Errorf("%d pushes on b, want 1", n)
+		}
+		return nil
+	})
 	p := inB.pushList()[0]
 	if p.ClientID != "b_123" || p.Channel != "/private" || string(p.Data.(json.RawMessage)) != `{"hi":"b"}` {
 		t.Fatalf("push %+v", p)
@@ -449,7 +468,12 @@ func TestMalformedInput(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the valid message", func() bool { return len(inB.messages()) == 1 })
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := len(inB.messages()); n != 1 {
+			return fmt.Errorf("%d messages on b, want the valid one", n)
+		}
+		return nil
+	})
 	if st := b.Stats(); st.Malformed != 2 {
 		t.Fatalf("malformed = %d, want 2", st.Malformed)
 	}
@@ -486,7 +510,12 @@ func TestRestartedNodeStartsAfresh(t *testing.T) {
 			t.Fatalf("Publish after Close: %v, want ErrClosed", err)
 		}
 	}
-	eventually(t, 5*time.Second, "20 messages", func() bool { return len(inB.messages()) == 20 })
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := len(inB.messages()); n != 20 {
+			return fmt.Errorf("%d messages on b, want 20", n)
+		}
+		return nil
+	})
 }
 
 // TestNATSRestart: the NATS server goes away in the middle of traffic.
@@ -513,7 +542,12 @@ func TestNATSRestart(t *testing.T) {
 	for i := range 50 {
 		publish(t, a, "/t/x", i)
 	}
-	eventually(t, 5*time.Second, "the first 50", func() bool { return len(inB.messages()) == 50 })
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := len(inB.messages()); n != 50 {
+			return fmt.Errorf("%d messages on b, want the first 50", n)
+		}
+		return nil
+	})
 
 	srv.Stop()
 	downs.Wait()
@@ -537,7 +571,12 @@ func TestNATSRestart(t *testing.T) {
 	for i := range 50 {
 		publish(t, a, "/t/later", 2000+i)
 	}
-	eventually(t, 5*time.Second, "50 more", func() bool { return len(inB.messages()) == 100 })
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := len(inB.messages()); n != 100 {
+			return fmt.Errorf("%d messages on b, want 100", n)
+		}
+		return nil
+	})
 	msgs := inB.messages()
 	for i, m := range msgs {
 		want := i

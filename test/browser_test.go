@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/bayeuxhub/bayeuxhub/auth"
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 )
 
 const browserChromium = "/usr/bin/chromium"
@@ -80,28 +81,33 @@ func (s *browserServer) start() error {
 		_ = cmd.Wait()
 		close(done)
 	}(s.done)
-	deadline := time.Now().Add(20 * time.Second)
 	// No keep-alive: an idle connection's goroutines would trip goleak in TestMain.
 	transport := &http.Transport{DisableKeepAlives: true}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Timeout: 2 * time.Second, Transport: transport}
-	for time.Now().Before(deadline) {
+	var exited error
+	err := testutil.Poll(30*time.Second, 20*time.Millisecond, func() error {
 		select {
 		case <-s.done:
-			return fmt.Errorf("bayeuxhub exited during start-up: %v", cmd.ProcessState)
+			exited = fmt.Errorf("bayeuxhub exited during start-up: %v", cmd.ProcessState)
+			return nil
 		default:
 		}
 		resp, err := client.Get(s.baseURL() + "/")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s/: %s", s.baseURL(), resp.Status)
+		}
+		return nil
+	})
+	if exited != nil {
+		return exited
 	}
-	return fmt.Errorf("GET %s/ did not answer 200 within 20s", s.baseURL())
+	return err
 }
 
 func (s *browserServer) kill() error {

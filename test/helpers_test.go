@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 	"github.com/bayeuxhub/bayeuxhub/server"
 )
 
@@ -194,21 +195,12 @@ func errorCode(m msg) string {
 	return code
 }
 
-// checkFor polls fn until it returns nil or total passes (as nats-server's
-// tests do, instead of sleeping).
+// checkFor is testutil.CheckFor: it polls fn until it returns nil, and
+// fails with fn's last error once total (a generous deadline, not a speed
+// check) has passed.
 func checkFor(t testing.TB, total, every time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(every)
-	}
+	testutil.CheckFor(t, total, every, fn)
 }
 
 // connectRaw sends a /meta/connect that must not be held (advice timeout

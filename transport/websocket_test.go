@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/bayeuxhub/bayeuxhub/actors"
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
@@ -144,17 +145,6 @@ func (p *wsPeer) start(subs ...string) {
 	}
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestWebSocketOutlivesServerReadTimeout(t *testing.T) {
 	s := wsStart(t, actors.Options{PollTimeout: time.Second}, WebSocketOptions{})
 	p := wsPeerDial(t, s)
@@ -189,8 +179,18 @@ func TestWebSocketPingPong(t *testing.T) {
 	}()
 	// A peer that never reads never answers a ping: it is closed.
 	_ = wsPeerDial(t, s)
-	waitFor(t, 5*time.Second, "two connections", func() bool { return s.open() == 2 })
-	waitFor(t, 5*time.Second, "the silent peer to be closed", func() bool { return s.open() == 1 })
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := s.open(); n != 2 {
+			return fmt.Errorf("%d connections open, want 2 (both peers)", n)
+		}
+		return nil
+	})
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := s.open(); n != 1 {
+			return fmt.Errorf("%d connections open, want 1 (the silent peer closed)", n)
+		}
+		return nil
+	})
 	// The reading peer is still served after many ping intervals.
 	live.send(`{"channel":"/meta/subscribe","subscription":"/a","id":"s","clientId":"` + live.id + `"}`)
 	select {
@@ -328,7 +328,12 @@ func TestWebSocketBadFrames(t *testing.T) {
 	if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
 		t.Fatalf("frame over MaxBody: %v, want status 1009", err)
 	}
-	waitFor(t, 5*time.Second, "the connection to end", func() bool { return s.open() == 0 })
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := s.open(); n != 0 {
+			return fmt.Errorf("%d connections open, want 0 (the connection ended)", n)
+		}
+		return nil
+	})
 }
 
 func TestOriginChecker(t *testing.T) {
