@@ -203,6 +203,18 @@ func checkFor(t testing.TB, total, every time.Duration, fn func() error) {
 	testutil.CheckFor(t, total, every, fn)
 }
 
+// waitHeld waits until srv's hub holds at least n /meta/connect requests,
+// so that a test knows a long-poll is held instead of sleeping.
+func waitHeld(t testing.TB, srv *server.Server, n int) {
+	t.Helper()
+	checkFor(t, 10*time.Second, 2*time.Millisecond, func() error {
+		if h := srv.Hub().Stats().Held; h < n {
+			return fmt.Errorf("%d of %d connects held", h, n)
+		}
+		return nil
+	})
+}
+
 // connectRaw sends a /meta/connect that must not be held (advice timeout
 // 0) and returns the response.
 func (c *client) connectRaw() []msg {

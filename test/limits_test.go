@@ -169,8 +169,9 @@ func TestMultipleClientsOfOneBrowser(t *testing.T) {
 	tab2.start()
 	held := make(chan []msg, 1)
 	go func() { held <- tab1.connect() }()
-	time.Sleep(100 * time.Millisecond)
-	// The second tab of the same browser is told to poll, not to hold.
+	waitHeld(t, srv, 1)
+	// The second tab of the same browser is told to poll, not to hold:
+	// its connect returns with the multiple-clients advice.
 	done := make(chan []msg, 1)
 	go func() { done <- tab2.connect() }()
 	select {
@@ -179,18 +180,24 @@ func TestMultipleClientsOfOneBrowser(t *testing.T) {
 		if adv["multiple-clients"] != true || adv["interval"] != 1500.0 {
 			t.Fatalf("second tab's connect: %v", r)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("second tab's connect was held")
 	}
-	// Another browser is not affected.
+	// Another browser is not affected: its connect is held too.
 	other := newClient(t, srv).start()
 	other.subscribe("/b")
 	go func() { done <- other.connect() }()
-	select {
-	case r := <-done:
-		t.Fatalf("another browser's connect was not held: %v", r)
-	case <-time.After(300 * time.Millisecond):
-	}
+	checkFor(t, 10*time.Second, 2*time.Millisecond, func() error {
+		select {
+		case r := <-done:
+			t.Fatalf("another browser's connect was not held: %v", r)
+		default:
+		}
+		if h := srv.Hub().Stats().Held; h != 2 {
+			return fmt.Errorf("%d connects held, want tab 1's and the other browser's", h)
+		}
+		return nil
+	})
 	tab1.publish("/b", "wake")
 	<-done
 }

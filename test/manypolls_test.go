@@ -2,11 +2,9 @@ package test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -128,20 +126,7 @@ func TestTenThousandLongPollsInASeparateProcess(t *testing.T) {
 			}
 		})
 	}
-	metric := func(name string) (float64, error) {
-		resp, err := http.Get(base + "/metrics")
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		for _, line := range bytes.Split(body, []byte("\n")) {
-			if v, ok := bytes.CutPrefix(line, []byte(name+" ")); ok {
-				return strconv.ParseFloat(string(v), 64)
-			}
-		}
-		return 0, fmt.Errorf("no metric %s", name)
-	}
+	metric := func(name string) (float64, error) { return commandMetric(base, name) }
 	checkFor(t, 5*time.Minute, 100*time.Millisecond, func() error {
 		if f := failures.Load(); f > 0 {
 			t.Fatalf("%d clients failed; first: %v", f, firstErr.Load())

@@ -118,11 +118,12 @@ func TestConnectHeldUntilMessage(t *testing.T) {
 
 	held := make(chan []msg, 1)
 	go func() { held <- sub.connect() }()
-	// The connect must still be held: nothing has been published.
+	// The connect is held: nothing has been published.
+	waitHeld(t, srv, 1)
 	select {
 	case r := <-held:
 		t.Fatalf("connect returned with nothing to deliver: %v", r)
-	case <-time.After(300 * time.Millisecond):
+	default:
 	}
 	pub.publish("/chat/room", msg{"n": 1})
 	select {
@@ -195,7 +196,7 @@ func TestNewConnectAnswersOlderOne(t *testing.T) {
 	c := newClient(t, srv).start()
 	first := make(chan []msg, 1)
 	go func() { first <- c.connect() }()
-	time.Sleep(100 * time.Millisecond) // let the first connect be held
+	waitHeld(t, srv, 1)
 	second := make(chan []msg, 1)
 	go func() { second <- c.connect() }()
 	select {
@@ -206,11 +207,18 @@ func TestNewConnectAnswersOlderOne(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a second connect did not answer the held one")
 	}
-	select {
-	case r := <-second:
-		t.Fatalf("the new connect returned at once: %v", r)
-	case <-time.After(200 * time.Millisecond):
-	}
+	// The new connect is the one held now.
+	checkFor(t, 10*time.Second, 2*time.Millisecond, func() error {
+		select {
+		case r := <-second:
+			t.Fatalf("the new connect returned at once: %v", r)
+		default:
+		}
+		if h := srv.Hub().Stats().Held; h != 1 {
+			return fmt.Errorf("%d connects held, want the new one", h)
+		}
+		return nil
+	})
 }
 
 func TestSubscribeForms(t *testing.T) {
@@ -436,7 +444,7 @@ func TestDisconnect(t *testing.T) {
 	c.subscribe("/d")
 	held := make(chan []msg, 1)
 	go func() { held <- c.connect() }()
-	time.Sleep(100 * time.Millisecond)
+	waitHeld(t, srv, 1)
 	_, r := c.post(msg{"channel": "/meta/disconnect", "clientId": c.id, "id": "bye"})
 	if got := only(t, r, "/meta/disconnect"); got["successful"] != true || got["id"] != "bye" {
 		t.Fatalf("disconnect: %v", got)

@@ -80,7 +80,14 @@ func TestShutdownLosesNoAcceptedPublish(t *testing.T) {
 			acked = append(acked, float64(seq))
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Shut down in the middle of the traffic: once a good number of
+	// publishes have been accepted and delivered.
+	checkFor(t, 30*time.Second, 2*time.Millisecond, func() error {
+		if st := srv.Hub().Stats(); st.Published < 100 || st.Delivered < 100*subscribers {
+			return fmt.Errorf("%d publishes accepted, %d delivered so far", st.Published, st.Delivered)
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
