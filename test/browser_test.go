@@ -159,12 +159,7 @@ func TestBrowserChat(t *testing.T) {
 	browserPrerequisites(t, dir)
 
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "bayeuxhub")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/bayeuxhub")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/bayeuxhub: %v\n%s", err, out)
-	}
+	bin := buildCommand(t)
 
 	logFile, err := os.Create(filepath.Join(tmp, "server.log"))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,15 +23,40 @@ import (
 	"github.com/bayeuxhub/bayeuxhub/server"
 )
 
-// buildCommand builds cmd/bayeuxhub once per test binary run.
+// built is cmd/bayeuxhub, built once per test binary run (tests running
+// in parallel share it, read-only); TestMain removes its directory.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// buildCommand builds cmd/bayeuxhub once per test binary run and returns
+// the binary's path.
 func buildCommand(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "bayeuxhub")
-	cmd := exec.Command("go", "build", "-o", bin, "../cmd/bayeuxhub")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "bayeuxhub-test-")
+		if built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "bayeuxhub")
+		if out, err := exec.Command("go", "build", "-o", built.bin, "../cmd/bayeuxhub").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("%w\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("build: %v", built.err)
 	}
-	return bin
+	return built.bin
+}
+
+// removeCommand removes what buildCommand built.
+func removeCommand() {
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
 }
 
 // commandMetric reads a metric of a hub started with --metrics.
