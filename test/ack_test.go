@@ -71,6 +71,7 @@ func (*dropError) Error() string { return "response dropped by the test proxy" }
 // the npm CometD client's AckExtension: a /meta/connect response dropped in
 // flight is sent again, and every message arrives exactly once, in order.
 func TestAckExtensionSurvivesDroppedConnect(t *testing.T) {
+	t.Parallel()
 	dir, _ := filepath.Abs("interop")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "cometd")); err != nil {
 		if os.Getenv("CI") != "" {
@@ -126,6 +127,7 @@ func tail(s string, n int) string {
 // difference (README: Limits and guarantees) and checks the extension is
 // only used when asked for.
 func TestAckExtensionOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv)
 	r := c.handshake()

@@ -16,6 +16,7 @@ import (
 // holds a long-poll, and checks that each gets a clear error and that the
 // other client is still served afterwards.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{MaxBody: 64 << 10})
 	good := newClient(t, srv).start()
 	good.subscribe("/still/here")
@@ -112,6 +113,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestResponseHeaders(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	resp, err := http.Post(srv.URL()+"/cometd/handshake", "application/json",
 		strings.NewReader(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}]`))
@@ -134,6 +136,7 @@ func TestResponseHeaders(t *testing.T) {
 }
 
 func TestCORSWiring(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{AllowedOrigins: []string{"http://app.example"}})
 	for _, tc := range []struct {
 		origin string

@@ -154,6 +154,7 @@ func browserPrerequisites(t *testing.T, dir string) {
 }
 
 func TestBrowserChat(t *testing.T) {
+	// Not parallel: it restarts bayeuxhub on the same port.
 	root := browserRepoRoot(t)
 	dir := filepath.Join(root, "test", "browser")
 	browserPrerequisites(t, dir)

@@ -136,6 +136,7 @@ func clusterHTTPData(t *testing.T, msgs []msg) []json.RawMessage {
 // TestClusterFanOut: 300 messages published on hub A reach HTTP and local
 // subscribers on A, B and C exactly once and in order.
 func TestClusterFanOut(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Run(t, 0)
 	a := clusterStart(t, ns, "a", nil)
 	b := clusterStart(t, ns, "b", nil)
@@ -214,6 +215,7 @@ func TestClusterFanOut(t *testing.T) {
 // and /a/x/y as in one hub, and a client (and node) subscribed through
 // overlapping patterns gets one copy.
 func TestClusterWildcards(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Run(t, 0)
 	a := clusterStart(t, ns, "a", nil)
 	b := clusterStart(t, ns, "b", nil)
@@ -268,6 +270,7 @@ func TestClusterWildcards(t *testing.T) {
 // of its messages, and a node's NATS subscription ends with its last
 // local subscriber.
 func TestClusterNoInterest(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Run(t, 0)
 	a := clusterStart(t, ns, "a", nil)
 	b := clusterStart(t, ns, "b", nil)
@@ -315,6 +318,7 @@ func TestClusterNoInterest(t *testing.T) {
 // TestClusterPush: Hub.Push on A reaches an HTTP client and a local client
 // held by B.
 func TestClusterPush(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Run(t, 0)
 	a := clusterStart(t, ns, "a", nil)
 	b := clusterStart(t, ns, "b", nil)
@@ -354,6 +358,7 @@ func TestClusterPush(t *testing.T) {
 // one fails at once); nothing crashes; traffic between the hubs resumes
 // once NATS is back, still in order and once each.
 func TestClusterNATSRestart(t *testing.T) {
+	// Not parallel: the NATS server restarts on the same port.
 	ns := natstest.Run(t, natstest.FreePort(t))
 	var downs, ups sync.WaitGroup
 	downs.Add(2)
@@ -452,6 +457,7 @@ func TestClusterNATSRestart(t *testing.T) {
 // TestClusterNodeLeaves: C shuts down; A and B keep exchanging messages
 // and the NATS server forgets C's subscriptions.
 func TestClusterNodeLeaves(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Run(t, 0)
 	a := clusterStart(t, ns, "a", nil)
 	b := clusterStart(t, ns, "b", nil)
@@ -532,6 +538,7 @@ func TestClusterNodeLeaves(t *testing.T) {
 // TestClusterConfigNATS: server.Config.NATS and NodeName (the --nats and
 // --node-name flags) create the broker.
 func TestClusterConfigNATS(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Run(t, 0)
 	alpha := startServer(t, server.Config{NATS: []string{ns.URL()}, NodeName: "alpha"})
 	beta := startServer(t, server.Config{NATS: []string{ns.URL()}, NodeName: "beta"})

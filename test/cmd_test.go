@@ -82,6 +82,7 @@ func commandMetric(base, name string) (float64, error) {
 // sends SIGTERM and checks that the poll is answered at once and the process
 // exits 0.
 func TestCommandSignalShutdown(t *testing.T) {
+	t.Parallel()
 	bin := buildCommand(t)
 	logFile := filepath.Join(t.TempDir(), "hub.log")
 	// A poll timeout far beyond the test's deadlines: the held connect can
@@ -155,6 +156,7 @@ func TestCommandSignalShutdown(t *testing.T) {
 }
 
 func TestCommandHelpAndBadFlags(t *testing.T) {
+	t.Parallel()
 	bin := buildCommand(t)
 	out, err := exec.Command(bin, "--help").CombinedOutput()
 	if err != nil {
@@ -176,6 +178,7 @@ func TestCommandHelpAndBadFlags(t *testing.T) {
 // Shutdown: held connects return at once and Shutdown does not wait out the
 // poll timeout.
 func TestServerShutdownAnswersHeldConnects(t *testing.T) {
+	t.Parallel()
 	// The poll timeout outlasts Shutdown's context: had Shutdown waited
 	// for the held connects to time out, it would return the context's
 	// error.

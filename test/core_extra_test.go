@@ -14,6 +14,7 @@ import (
 
 // The hub actor carries the Alias name, so other actors can find it by name.
 func TestHubActorIsNamedByAlias(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{Hub: actors.Options{Alias: "bayeux_server"}})
 	system := srv.Hub().System()
 	pid := actor.NewPID(system.Address(), "bayeux_server")
@@ -31,6 +32,7 @@ func TestHubActorIsNamedByAlias(t *testing.T) {
 
 // A request may be a single object instead of an array.
 func TestSingleObjectRequest(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv)
 	status, r := c.raw("application/json", []byte(`{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}`))
@@ -43,6 +45,7 @@ func TestSingleObjectRequest(t *testing.T) {
 // publish to the same channel and a connect in one request yield the
 // subscribe reply, the publish ack and the connect carrying the delivery.
 func TestBatchInOrder(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv).start()
 	_, r := c.post(
@@ -57,6 +60,7 @@ func TestBatchInOrder(t *testing.T) {
 
 // protoactor-go's own logs go through the same zerolog logger.
 func TestActorRuntimeLogsGoToZerolog(t *testing.T) {
+	t.Parallel()
 	logs := &syncBuffer{}
 	logger := zerolog.New(logs).Level(zerolog.DebugLevel)
 	system := server.NewActorSystem(logger)

@@ -235,6 +235,7 @@ func faultData(m msg, key string) int {
 // messages published meanwhile wait in its session and arrive, in order and
 // once, on its next connect; another client sees nothing of it.
 func TestFaultClientVanishesMidPoll(t *testing.T) {
+	t.Parallel()
 	for _, how := range []string{"cancel", "close"} {
 		t.Run(how, func(t *testing.T) {
 			srv := faultStart(t, server.Config{}, "127.0.0.1:0")
@@ -488,6 +489,7 @@ func (f *faultFollower) run(ctx context.Context) {
 // retrying connection errors) every client handshakes again, subscribes
 // again and receives a message published after the restart.
 func TestFaultServerRestart(t *testing.T) {
+	// Not parallel: the new server must get the old one's port.
 	const n = 20
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -608,6 +610,7 @@ func TestFaultServerRestart(t *testing.T) {
 // with distinct client ids; after they all disconnect the hub has no
 // clients and no channels left.
 func TestFaultHandshakeBurst(t *testing.T) {
+	// Not parallel: a load burst that would starve the tests beside it.
 	const n = 2000
 	srv := faultStart(t, server.Config{}, "127.0.0.1:0")
 	tr := &http.Transport{MaxIdleConnsPerHost: n}
@@ -750,6 +753,7 @@ func faultRSS() string {
 // FAULT_HOLD, then publishes one message to each of 100 channels: every
 // client gets exactly its channel's message on its held connect.
 func TestFaultManyLongPolls(t *testing.T) {
+	// Not parallel: it counts the process's goroutines and raises its RLIMIT_NOFILE.
 	def := 10000
 	if faultRace {
 		def = 2000
@@ -1014,6 +1018,7 @@ func faultAck(r msg) int {
 // gets the message again, followed by the ones published since, in order;
 // once acknowledged nothing is sent twice.
 func TestFaultDroppedConnectResponse(t *testing.T) {
+	t.Parallel()
 	srv := faultStart(t, server.Config{}, "127.0.0.1:0")
 	proxy := faultStartProxy(t, srv.Addr().String())
 	ctx := context.Background()

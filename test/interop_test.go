@@ -70,6 +70,7 @@ func interopNode(t *testing.T) (dir, node string) {
 }
 
 func TestInterop(t *testing.T) {
+	t.Parallel()
 	dir, node := interopNode(t)
 
 	for _, scenario := range interopScenarios {

@@ -36,6 +36,7 @@ import (
 var wsInteropScenarios = []string{"exchange", "reconnect"}
 
 func TestInteropWebSocket(t *testing.T) {
+	t.Parallel()
 	dir, node := interopNode(t)
 	for _, scenario := range wsInteropScenarios {
 		t.Run(scenario, func(t *testing.T) {
@@ -247,6 +248,7 @@ func (p *wsProxy) upgrades() struct{ before, after int } {
 // must use websocket when the server offers it, and long-polling when the
 // server does not offer it or when the upgrade fails.
 func TestBayeuxHubJSTransport(t *testing.T) {
+	t.Parallel()
 	dir, node := interopNode(t)
 	for _, tc := range []struct {
 		name string

@@ -18,6 +18,7 @@ import (
 )
 
 func TestQueueLimitDisconnects(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{Hub: actors.Options{MaxQueue: 10}})
 	slow := newClient(t, srv).start()
 	slow.subscribe("/flood")
@@ -41,6 +42,7 @@ func TestQueueLimitDisconnects(t *testing.T) {
 }
 
 func TestQueueLimitDropsOldest(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{Hub: actors.Options{MaxQueue: 10, QueuePolicy: actors.QueueDropOldest}})
 	slow := newClient(t, srv).start()
 	slow.subscribe("/flood")
@@ -64,6 +66,7 @@ func TestQueueLimitDropsOldest(t *testing.T) {
 // and never poll while publishing goes on: the queue limit keeps the heap
 // flat.
 func TestMemoryFlatWhileClientsStopReading(t *testing.T) {
+	// Not parallel: it measures the process's heap.
 	srv := startServer(t, server.Config{Hub: actors.Options{MaxQueue: 50, QueuePolicy: actors.QueueDropOldest, ConnectTimeout: time.Hour}})
 	const clients = 1000
 	var wg sync.WaitGroup
@@ -120,6 +123,7 @@ func TestMemoryFlatWhileClientsStopReading(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{Hub: actors.Options{MaxSubscriptions: 3, MaxChannels: 5, MaxMessageSize: 100, MaxSessionsPerIP: 3}})
 	a := newClient(t, srv).start()
 	if r := a.subscribe("/s1", "/s2", "/s3", "/s4"); errorCode(r) != "403" || !strings.Contains(r["error"].(string), "Too many subscriptions") {
@@ -154,6 +158,7 @@ func TestLimits(t *testing.T) {
 }
 
 func TestMultipleClientsOfOneBrowser(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{Hub: actors.Options{MaxSessionsPerBrowser: 1, MultiSessionInterval: 1500 * time.Millisecond}})
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, Timeout: 60 * time.Second}
@@ -206,6 +211,7 @@ func TestMultipleClientsOfOneBrowser(t *testing.T) {
 // the authorization hook, with the answer each gets. The hook must have
 // seen every message, and none may be handled as a meta message.
 func TestChannelNameTricks(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	srv := startServer(t, server.Config{Hub: actors.Options{MessageACL: func(c *actors.Client, m *protocolMessage) error {
@@ -267,6 +273,7 @@ func TestChannelNameTricks(t *testing.T) {
 // afterwards the actor count and the goroutine count are back where they
 // started, and no channel actor is left.
 func TestActorsAndGoroutinesReturnToBaseline(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
 	n := 10000
 	if testing.Short() {
 		n = 1000
@@ -327,6 +334,7 @@ func actorCount(system *actor.ActorSystem) int {
 // TestSlowHeadersAreCut: a peer that never finishes its request headers is
 // disconnected after the read-header timeout.
 func TestSlowHeadersAreCut(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{ReadHeaderTimeout: 300 * time.Millisecond})
 	conn, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 // process stays under this machine's limit of 20,000 open files. It logs
 // the server's RSS per held client.
 func TestTenThousandLongPollsInASeparateProcess(t *testing.T) {
+	// Not parallel: 10,000 connections and their file descriptors.
 	clients := faultEnvInt(t, "MANY_CLIENTS", 10000)
 	hold := faultEnvDuration(t, "MANY_HOLD", 5*time.Second)
 	const channels = 100

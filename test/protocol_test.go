@@ -15,6 +15,7 @@ import (
 )
 
 func TestHandshake(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv)
 	r := c.handshake()
@@ -38,6 +39,7 @@ func TestHandshake(t *testing.T) {
 }
 
 func TestHandshakeFailures(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv)
 	for _, tc := range []struct {
@@ -67,6 +69,7 @@ func TestHandshakeFailures(t *testing.T) {
 }
 
 func TestHandshakeIgnoresOtherMessagesInRequest(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{Hub: actors.Options{AnonPublish: true}})
 	watcher := newClient(t, srv).start()
 	watcher.subscribe("/x")
@@ -85,6 +88,7 @@ func TestHandshakeIgnoresOtherMessagesInRequest(t *testing.T) {
 }
 
 func TestConnectErrors(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv)
 	_, r := c.post(msg{"channel": "/meta/connect", "connectionType": "long-polling"})
@@ -111,6 +115,7 @@ func TestConnectErrors(t *testing.T) {
 }
 
 func TestConnectHeldUntilMessage(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	sub := newClient(t, srv).start()
 	sub.subscribe("/chat/room")
@@ -137,6 +142,7 @@ func TestConnectHeldUntilMessage(t *testing.T) {
 }
 
 func TestConnectReturnsAllQueuedMessages(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	sub := newClient(t, srv).start()
 	sub.subscribe("/q")
@@ -163,6 +169,7 @@ func TestConnectReturnsAllQueuedMessages(t *testing.T) {
 }
 
 func TestPollTimeout(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{Hub: actors.Options{PollTimeout: 300 * time.Millisecond}})
 	c := newClient(t, srv).start()
 	start := time.Now()
@@ -176,6 +183,7 @@ func TestPollTimeout(t *testing.T) {
 }
 
 func TestClientAdviceTimeoutZeroReturnsAtOnce(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv).start()
 	done := make(chan []msg, 1)
@@ -192,6 +200,7 @@ func TestClientAdviceTimeoutZeroReturnsAtOnce(t *testing.T) {
 }
 
 func TestNewConnectAnswersOlderOne(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv).start()
 	first := make(chan []msg, 1)
@@ -222,6 +231,7 @@ func TestNewConnectAnswersOlderOne(t *testing.T) {
 }
 
 func TestSubscribeForms(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv).start()
 	r := c.subscribe("/a")
@@ -253,6 +263,7 @@ func TestSubscribeForms(t *testing.T) {
 }
 
 func TestUnsubscribe(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv).start()
 	if r := c.unsubscribe("/never"); r["successful"] != false {
@@ -272,6 +283,7 @@ func TestUnsubscribe(t *testing.T) {
 }
 
 func TestPublish(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	sub := newClient(t, srv).start()
 	sub.subscribe("/news")
@@ -299,6 +311,7 @@ func TestPublish(t *testing.T) {
 }
 
 func TestPublishRefusals(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv).start()
 	for _, tc := range []struct {
@@ -327,6 +340,7 @@ func TestPublishRefusals(t *testing.T) {
 }
 
 func TestAnonPublish(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{Hub: actors.Options{AnonPublish: true}})
 	sub := newClient(t, srv).start()
 	sub.subscribe("/anon")
@@ -345,6 +359,7 @@ func TestAnonPublish(t *testing.T) {
 }
 
 func TestServiceChannelsAreNotBroadcast(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{Hub: actors.Options{Services: map[string]actors.ServiceFunc{
 		"echo": func(c *actors.Client, m *protocolMessage) ([]actors.ServiceReply, error) {
 			return []actors.ServiceReply{{Data: m.Data}}, nil
@@ -368,6 +383,7 @@ func TestServiceChannelsAreNotBroadcast(t *testing.T) {
 }
 
 func TestWildcardRoutingDeliversOnce(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	all := newClient(t, srv).start()
 	all.subscribe("/a/b/c", "/a/b/*", "/a/b/**", "/a/**", "/**")
@@ -399,6 +415,7 @@ func TestWildcardRoutingDeliversOnce(t *testing.T) {
 }
 
 func TestPerPublisherOrder(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	const n = 300
 	subs := make([]*client, 3)
@@ -439,6 +456,7 @@ func TestPerPublisherOrder(t *testing.T) {
 }
 
 func TestDisconnect(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	c := newClient(t, srv).start()
 	c.subscribe("/d")
@@ -471,7 +489,10 @@ func TestDisconnect(t *testing.T) {
 }
 
 func TestConnectTimeoutRemovesSession(t *testing.T) {
-	srv := startServer(t, server.Config{Hub: actors.Options{ConnectTimeout: 300 * time.Millisecond, PollTimeout: 100 * time.Millisecond}})
+	t.Parallel()
+	// The polling client is 900 ms from expiring between two connects:
+	// ample, even on a loaded machine.
+	srv := startServer(t, server.Config{Hub: actors.Options{ConnectTimeout: time.Second, PollTimeout: 100 * time.Millisecond}})
 	idle := newClient(t, srv)
 	idle.handshake()
 	idle.subscribe("/t")
@@ -515,6 +536,7 @@ func TestConnectTimeoutRemovesSession(t *testing.T) {
 }
 
 func TestFormAndGetEncodings(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	sub := newClient(t, srv).start()
 	sub.subscribe("/form")
@@ -547,6 +569,7 @@ func TestFormAndGetEncodings(t *testing.T) {
 }
 
 func TestCallbackPolling(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	base := srv.URL() + "/cometd"
 	get := func(q url.Values) (int, string, string) {

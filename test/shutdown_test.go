@@ -17,6 +17,7 @@ import (
 // subscribers poll, shuts the server down in the middle, and checks that
 // every publish the server acknowledged reached every subscriber.
 func TestShutdownLosesNoAcceptedPublish(t *testing.T) {
+	t.Parallel()
 	srv, err := server.Start(server.Config{Addr: "127.0.0.1:0", StatsChannel: "-", ShutdownGrace: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -201,6 +201,7 @@ func wsData(m msg) int {
 }
 
 func TestWebSocketHandshakeSubscribePublish(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	a := wsDial(t, srv, true)
 	r := a.handshake()
@@ -245,6 +246,7 @@ func TestWebSocketHandshakeSubscribePublish(t *testing.T) {
 }
 
 func TestWebSocketPushWithoutConnect(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{Hub: actors.Options{PollTimeout: 20 * time.Second}})
 	a := wsDial(t, srv, true).start("/push/a")
 	// A held connect: deliveries must not wait for it, nor end it.
@@ -271,6 +273,7 @@ func TestWebSocketPushWithoutConnect(t *testing.T) {
 }
 
 func TestWebSocketHeldConnectTimesOut(t *testing.T) {
+	t.Parallel()
 	const poll = 600 * time.Millisecond
 	srv := startServer(t, server.Config{Hub: actors.Options{PollTimeout: poll}})
 	a := wsDial(t, srv, true).start()
@@ -296,6 +299,7 @@ func TestWebSocketHeldConnectTimesOut(t *testing.T) {
 }
 
 func TestWebSocketOrderOf500(t *testing.T) {
+	t.Parallel()
 	const n = 500
 	srv := startServer(t, server.Config{})
 	sub := wsDial(t, srv, true).start("/order")
@@ -329,6 +333,7 @@ func TestWebSocketOrderOf500(t *testing.T) {
 }
 
 func TestWebSocketSlowReaderIsBounded(t *testing.T) {
+	t.Parallel()
 	const maxQueue = 200
 	srv := startServer(t, server.Config{Hub: actors.Options{MaxQueue: maxQueue, QueuePolicy: actors.QueueDropOldest}})
 	reader := wsDial(t, srv, true)
@@ -387,6 +392,7 @@ func TestWebSocketSlowReaderIsBounded(t *testing.T) {
 }
 
 func TestWebSocketMalformedFrames(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{MaxBody: 64 << 10})
 	c := wsDial(t, srv, true)
 	for _, frame := range []string{`{not json`, `[1,2]`, `"x"`, `[]`, `[{"channel":"/meta/connect"}]`} {
@@ -429,6 +435,7 @@ func TestWebSocketMalformedFrames(t *testing.T) {
 }
 
 func TestWebSocketOrigin(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{AllowedOrigins: []string{"https://app.example.com"}})
 	dial := func(origin string) (int, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -464,6 +471,7 @@ func TestWebSocketOrigin(t *testing.T) {
 }
 
 func TestWebSocketSwitchToLongPolling(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, server.Config{})
 	ws := wsDial(t, srv, true).start("/switch")
 	id := ws.id
@@ -511,6 +519,7 @@ func TestWebSocketSwitchToLongPolling(t *testing.T) {
 }
 
 func TestWebSocketTransportsConfig(t *testing.T) {
+	t.Parallel()
 	t.Run("websocket only", func(t *testing.T) {
 		srv := startServer(t, server.Config{Transports: []string{"websocket"}})
 		c := wsDial(t, srv, true)
@@ -560,6 +569,7 @@ func TestWebSocketTransportsConfig(t *testing.T) {
 }
 
 func TestWebSocketServerShutdownClosesSockets(t *testing.T) {
+	t.Parallel()
 	srv, err := server.Start(server.Config{Addr: "127.0.0.1:0", StatsChannel: "-", Hub: actors.Options{PollTimeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
