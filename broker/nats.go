@@ -210,6 +210,10 @@ type NATS struct {
 	subs    map[string]*nats.Subscription // pattern -> subscription
 	dropped uint64                        // slow-consumer drops of removed subscriptions; under subMu
 
+	// sharedHistory is set when a JetStream history uses this broker
+	// (NewJetStreamHistory): envelopes then carry replay ids.
+	sharedHistory atomic.Bool
+
 	// pubMu makes sequence order and NATS write order the same.
 	pubMu sync.Mutex
 	seq   uint64
@@ -650,7 +654,8 @@ func (b *NATS) Publish(m *actors.Message) error {
 		b.stats.publishErrors.Add(1)
 		return b.refuse(fmt.Errorf("broker: publish %s: %w", shorten(m.Channel), err))
 	}
-	tail := appendEnvelopeTail(make([]byte, 0, 64+len(m.Channel)+len(m.ClientID)+len(m.ID)+len(m.Ext)+len(m.Data)), m)
+	tail := appendEnvelopeBody(make([]byte, 0, 96+len(m.Channel)+len(m.ClientID)+len(m.ID)+len(m.Ext)+len(m.Epoch)+len(m.Data)), m,
+		b.sharedHistory.Load())
 
 	// Sequence numbers must reach NATS in order: a receiver drops any
 	// sequence not above the last it delivered from this origin.
@@ -920,7 +925,14 @@ func (b *NATS) handle(m *nats.Msg) {
 	}
 	st.seq, st.seen = e.Seq, time.Now()
 	b.stats.delivered.Add(1)
-	b.inbox.Deliver(&actors.Message{Channel: e.Channel, Data: e.Data, ID: e.ID, Ext: e.Ext, ClientID: e.ClientID})
+	dm := &actors.Message{Channel: e.Channel, Data: e.Data, ID: e.ID, Ext: e.Ext, ClientID: e.ClientID}
+	if e.ReplayID > 0 && b.sharedHistory.Load() {
+		// Stamped by the history every node shares: delivered with the
+		// same id everywhere. A node keeping its own history stamps
+		// the message itself instead.
+		dm.ReplayID, dm.Epoch = e.ReplayID, e.Epoch
+	}
+	b.inbox.Deliver(dm)
 }
 
 // redactURL returns a NATS server URL without its user information (user

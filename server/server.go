@@ -87,6 +87,17 @@ type Config struct {
 	// NATS lists NATS server URLs; when set (and Hub.Broker is not), the
 	// hub joins the other hubs on them through a broker.NATS.
 	NATS []string
+	// HistoryStore says where the history of the channels whose rule
+	// keeps one lives (unless Hub.History is set): HistoryJetStream, in
+	// NATS JetStream, shared by the hubs so that any of them replays what
+	// a client missed on another (a broker.JetStreamHistory on the broker
+	// of NATS, or on Hub.Broker when it is a *broker.NATS), or
+	// HistoryMemory, in each hub's memory. Empty means HistoryJetStream
+	// with NATS and HistoryMemory otherwise.
+	HistoryStore string
+	// JetStream configures the JetStream history (replicas, storage,
+	// bounds); its Rules are Hub.Rules and its Logger, when nil, Logger.
+	JetStream broker.JetStreamOptions
 	// NodeName names this node (Hub.NodeName): the prefix of its client
 	// ids and its NATS control subject. Empty keeps Hub.NodeName.
 	NodeName string
@@ -99,6 +110,12 @@ type Config struct {
 	// /metrics.
 	Proxy *proxy.Proxy
 }
+
+// The values of Config.HistoryStore.
+const (
+	HistoryMemory    = "memory"
+	HistoryJetStream = "jetstream"
+)
 
 // Server is a running bayeuxhub.
 type Server struct {
@@ -174,6 +191,9 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Hub.Broker = b
 	}
+	if err := setHistory(&cfg, &log); err != nil {
+		return nil, err
+	}
 	if p := cfg.Proxy; p != nil {
 		setHook(&cfg.Hub.HandshakeHook, p.Handshake())
 		setHook(&cfg.Hub.SubscribeHook, p.Subscribe())
@@ -232,6 +252,39 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// setHistory puts the history cfg.HistoryStore asks for in cfg.Hub.
+func setHistory(cfg *Config, log *zerolog.Logger) error {
+	store := cfg.HistoryStore
+	switch store {
+	case "":
+		if len(cfg.NATS) == 0 {
+			return nil
+		}
+		store = HistoryJetStream
+	case HistoryMemory, HistoryJetStream:
+	default:
+		return fmt.Errorf("history store %q: want %q or %q", store, HistoryMemory, HistoryJetStream)
+	}
+	if store == HistoryMemory || cfg.Hub.History != nil {
+		return nil
+	}
+	b, ok := cfg.Hub.Broker.(*broker.NATS)
+	if !ok {
+		return fmt.Errorf("history store %q needs NATS (Config.NATS, or a *broker.NATS as Hub.Broker)", store)
+	}
+	opts := cfg.JetStream
+	opts.Rules = cfg.Hub.Rules
+	if opts.Logger == nil {
+		opts.Logger = log
+	}
+	h, err := broker.NewJetStreamHistory(b, opts)
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	cfg.Hub.History = h
+	return nil
 }
 
 // Start builds a server and serves it on cfg.Addr in the background.

@@ -24,12 +24,19 @@ import (
 const MinAPIKeyLength = 16
 
 // Resolve fills in the settings whose default depends on others: the node
-// name (with NATS, from the host name) and allow-anonymous (false when a
-// token key or a handshake proxy can name users, true otherwise).
+// name (with NATS, from the host name), the history store (jetstream with
+// NATS, memory without) and allow-anonymous (false when a token key or a
+// handshake proxy can name users, true otherwise).
 func (s *Settings) Resolve() {
 	if s.NodeName == "" && len(s.NATS) > 0 {
 		host, _ := os.Hostname()
 		s.NodeName = broker.NodeNameFromHostname(host)
+	}
+	if s.HistoryStore == "" {
+		s.HistoryStore = server.HistoryMemory
+		if len(s.NATS) > 0 {
+			s.HistoryStore = server.HistoryJetStream
+		}
 	}
 	if s.AllowAnonymous == nil {
 		anon := !s.tokensConfigured() && s.ProxyHandshakeURL == ""
@@ -68,6 +75,14 @@ func (s *Settings) Build(log *zerolog.Logger) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case s.HistoryStore != server.HistoryMemory && s.HistoryStore != server.HistoryJetStream:
+		return nil, fmt.Errorf("history-store %q: want %s or %s", s.HistoryStore, server.HistoryJetStream, server.HistoryMemory)
+	case s.HistoryStore == server.HistoryJetStream && len(s.NATS) == 0:
+		return nil, errors.New("history-store jetstream needs --nats (or use history-store memory)")
+	case s.HistoryReplicas < 1 || s.HistoryReplicas > 5:
+		return nil, fmt.Errorf("history-replicas %d: want 1 to 5", s.HistoryReplicas)
+	}
 	apiKey, err := secret("api-key", s.APIKey, s.APIKeyFile)
 	if err != nil {
 		return nil, err
@@ -96,6 +111,8 @@ func (s *Settings) Build(log *zerolog.Logger) (*Built, error) {
 		Logger:         log,
 		NATS:           s.NATS,
 		NodeName:       s.NodeName,
+		HistoryStore:   s.HistoryStore,
+		JetStream:      broker.JetStreamOptions{Replicas: s.HistoryReplicas},
 		APIKey:         apiKey,
 	}
 	cfg.Hub.MaxInterval = time.Duration(s.MaxInterval)

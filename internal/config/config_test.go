@@ -244,6 +244,9 @@ func TestBuildErrors(t *testing.T) {
 		{"bad access", "channels:\n  - pattern: /a/**\n    subscribe: everybody\n    publish: anyone\n", nil, `channels[1] ("/a/**"): subscribe:`},
 		{"bad proxy url", "proxy-publish-url: ftp://x\n", nil, "proxy:"},
 		{"bad type-expires", "type-expires: text/css\n", nil, "type-expires"},
+		{"bad history store", "history-store: disk\n", nil, `history-store "disk"`},
+		{"jetstream without nats", "history-store: jetstream\n", nil, "history-store jetstream needs --nats"},
+		{"history replicas", "nats: nats://127.0.0.1:1\nhistory-replicas: 7\n", nil, "history-replicas 7"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -285,6 +288,36 @@ func TestAllowAnonymousDefault(t *testing.T) {
 		s.Resolve()
 		if *s.AllowAnonymous != c.want {
 			t.Errorf("%v: allow-anonymous %v, want %v", c.args, *s.AllowAnonymous, c.want)
+		}
+	}
+}
+
+// TestHistoryStoreDefault: history is kept in NATS JetStream with --nats
+// and in memory without, unless history-store says otherwise.
+func TestHistoryStoreDefault(t *testing.T) {
+	t.Parallel()
+	log := zerolog.Nop()
+	for _, c := range []struct {
+		args     []string
+		want     string
+		replicas int
+	}{
+		{nil, "memory", 1},
+		{[]string{"--nats", "nats://127.0.0.1:1"}, "jetstream", 1},
+		{[]string{"--nats", "nats://127.0.0.1:1", "--history-store", "memory"}, "memory", 1},
+		{[]string{"--nats", "nats://127.0.0.1:1", "--history-replicas", "3"}, "jetstream", 3},
+	} {
+		s, err := load(t, c.args, env{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.Build(&log)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		b.Close()
+		if b.Server.HistoryStore != c.want || b.Server.JetStream.Replicas != c.replicas {
+			t.Errorf("%v: history store %q with %d replicas, want %q with %d", c.args, b.Server.HistoryStore, b.Server.JetStream.Replicas, c.want, c.replicas)
 		}
 	}
 }

@@ -64,6 +64,9 @@ type Settings struct {
 	NATS           List   `yaml:"nats" flag:"nats" usage:"NATS server {URL}s to join other hubs through (comma-separated; repeatable); none: a single hub"`
 	NodeName       string `yaml:"node-name" flag:"node-name" usage:"this node's {name} with --nats: prefix of its client ids (default: the host name, sanitised)"`
 
+	HistoryStore    string `yaml:"history-store" flag:"history-store" usage:"where the history of channels with history-size or history-ttl is kept: {jetstream} (NATS JetStream, shared by every hub; the default with --nats) or memory (each hub's own; the default without)"`
+	HistoryReplicas int    `yaml:"history-replicas" flag:"history-replicas" usage:"{copies} NATS JetStream keeps of each history stream (1 to 5; 3 on a NATS cluster of three)"`
+
 	AllowAnonymous *bool `yaml:"allow-anonymous" flag:"allow-anonymous" usage:"let clients handshake without a token or a user from the handshake proxy (default: true when no token key is set, false when one is)"`
 
 	JWTHMACSecret     string   `yaml:"jwt-hmac-secret" flag:"jwt-hmac-secret" secret:"true" usage:"HS256 shared {secret} for tokens (32 bytes or more); prefer --jwt-hmac-secret-file or the environment"`
@@ -145,6 +148,7 @@ func Defaults() Settings {
 		MaxPresenceChannels:     actors.DefaultMaxPresenceChannels,
 		MaxBatch:                protocol.DefaultMaxBatch,
 		Transports:              List(transport.DefaultTypes()),
+		HistoryReplicas:         1,
 		JWKSRefresh:             Duration(time.Hour),
 		JWTLeeway:               Duration(5 * time.Second),
 		JWTChannelsClaim:        "channels",

@@ -1,5 +1,6 @@
 // Package natstest runs NATS servers inside a test process, with their
-// logging off, for the tests of package broker and the cluster tests.
+// logging off and JetStream on (its store in a folder of the test's, kept
+// across Restart), for the tests of package broker and the cluster tests.
 package natstest
 
 import (
@@ -16,7 +17,9 @@ type Server struct {
 	*server.Server
 	// Port is the client port, fixed for the server's life and kept by
 	// Restart.
-	Port      int
+	Port int
+	// StoreDir is JetStream's store, removed when the test ends.
+	StoreDir  string
 	t         testing.TB
 	configure func(*server.Options)
 }
@@ -36,7 +39,9 @@ func RunWith(t testing.TB, port int, configure func(*server.Options)) *Server {
 	if port == 0 {
 		port = FreePort(t)
 	}
-	s := &Server{Port: port, t: t, configure: configure}
+	// The folder is made before Stop is registered, so it is removed
+	// after the server has stopped.
+	s := &Server{Port: port, StoreDir: t.TempDir(), t: t, configure: configure}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -63,6 +68,8 @@ func (s *Server) start() {
 		MaxControlLine:        4096,
 		DisableShortFirstPing: true,
 		HTTPPort:              0,
+		JetStream:             true,
+		StoreDir:              s.StoreDir,
 	}
 	if s.configure != nil {
 		s.configure(opts)
