@@ -89,6 +89,7 @@ func (in hubInbox) Deliver(m *Message) {
 	}
 	m.fromBroker = true
 	if m.ReplayID != 0 { // stamped by a history all nodes share
+		_, m.salesforce, _ = in.h.historyOf(m.Channel)
 		in.h.routeLocal(in.h.root, m)
 		return
 	}

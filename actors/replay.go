@@ -180,6 +180,13 @@ func (s *session) fetchReplays(ctx actor.Context, j *batchJob, asks []*replayAsk
 			hctx, cancel := context.WithTimeout(context.Background(), h.opts.HistoryTimeout)
 			defer cancel()
 			a.res, a.err = h.history.Since(hctx, a.sub.pattern, a.after)
+			if _, salesforce, _ := h.historyOf(a.sub.pattern); salesforce {
+				for _, m := range a.res.Messages {
+					if !m.salesforce { // a shared history's fresh copies; the memory history's have it
+						m.salesforce = true
+					}
+				}
+			}
 			h.root.Send(self, &replayFetched{job: j})
 		}()
 	}
