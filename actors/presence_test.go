@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/bayeuxhub/bayeuxhub/acl"
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
@@ -141,17 +142,7 @@ func askPresence(t testing.TB, h *Hub, id, channel string) (map[string]any, []ma
 // after a generous deadline (not a speed check).
 func presenceWait(t testing.TB, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, fn)
 }
 
 func memberNames(list []Member) string {

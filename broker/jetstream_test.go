@@ -17,6 +17,7 @@ import (
 	"github.com/bayeuxhub/bayeuxhub/acl"
 	"github.com/bayeuxhub/bayeuxhub/actors"
 	"github.com/bayeuxhub/bayeuxhub/internal/natstest"
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 )
 
 // jsRules compiles channel rules for the JetStream history tests.
@@ -97,17 +98,7 @@ func jsData(msgs []*actors.Message) []string {
 // jsPoll polls fn until it returns nil or total passes.
 func jsPoll(t *testing.T, total time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.CheckFor(t, total, 5*time.Millisecond, fn)
 }
 
 // TestJetStreamHistoryAppendSince: ids increase per channel (not

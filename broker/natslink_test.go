@@ -15,6 +15,7 @@ import (
 
 	"github.com/bayeuxhub/bayeuxhub/actors"
 	"github.com/bayeuxhub/bayeuxhub/internal/natstest"
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 )
 
 // The tests of this file are about the link to NATS: what the broker
@@ -26,17 +27,7 @@ import (
 // not a speed check) has passed.
 func waitUntil(t *testing.T, within time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", within, err)
-		}
-		time.Sleep(5 * time.Millisecond) // the polling interval
-	}
+	testutil.CheckFor(t, within, 5*time.Millisecond, cond)
 }
 
 // received waits until in holds n messages.

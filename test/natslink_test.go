@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bayeuxhub/bayeuxhub/internal/natstest"
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 	"github.com/bayeuxhub/bayeuxhub/server"
 )
 
@@ -65,12 +66,12 @@ func (c *client) poll() []msg {
 func (c *client) pollFor(n int, within time.Duration) []msg {
 	c.t.Helper()
 	var got []msg
-	for deadline := time.Now().Add(within); len(got) < n && time.Now().Before(deadline); {
-		got = append(got, c.poll()...)
-		if len(got) < n {
-			time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	_ = testutil.Poll(within, 5*time.Millisecond, func() error {
+		if got = append(got, c.poll()...); len(got) < n {
+			return fmt.Errorf("%d of %d messages", len(got), n)
 		}
-	}
+		return nil
+	})
 	return got
 }
 

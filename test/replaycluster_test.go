@@ -339,8 +339,7 @@ func (p *replayPublisher) run(stop <-chan struct{}, done chan<- struct{}) {
 // subscribers end it early.
 func waitAll(t *testing.T, total time.Duration, what string, subs []*replaySub, pub *replayPublisher, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
+	checkFor(t, total, 5*time.Millisecond, func() error {
 		for _, s := range subs {
 			if _, _, err := s.state(); err != nil {
 				t.Fatalf("%s: %v", what, err)
@@ -349,15 +348,11 @@ func waitAll(t *testing.T, total time.Duration, what string, subs []*replaySub, 
 		if e := pub.err.Load(); e != nil {
 			t.Fatalf("%s: publisher: %v", what, *e)
 		}
-		err := cond()
-		if err == nil {
-			return
+		if err := cond(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: after %v: %v", what, total, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestReplayClusterFailover: three hubs on one NATS server, the history

@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -66,20 +67,16 @@ func TestReplayClusterSalesforceShape(t *testing.T) {
 	}
 	pollFor := func(s *replaySub) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+		checkFor(t, 20*time.Second, 5*time.Millisecond, func() error {
 			n, _, err := s.state()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n >= 3 {
-				return
+			if n < 3 {
+				return fmt.Errorf("%s: %d of 3 messages", s.name, n)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of 3 messages", s.name, n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	pollFor(live)
 	check("live on c", live.deliveries())

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/bayeuxhub/bayeuxhub/actors"
+	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
 
@@ -403,15 +404,5 @@ func TestWebSocketPushRefusedAtPendingBytes(t *testing.T) {
 // deadline against hanging, not a claim about speed.
 func wsCheckFor(t testing.TB, total, every time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(every)
-	}
+	testutil.CheckFor(t, total, every, fn)
 }
