@@ -612,7 +612,8 @@ func TestFaultServerRestart(t *testing.T) {
 func TestFaultHandshakeBurst(t *testing.T) {
 	// Not parallel: a load burst that would starve the tests beside it.
 	const n = 2000
-	srv := faultStart(t, server.Config{}, "127.0.0.1:0")
+	// The burst of handshakes may take longer than MaxInterval under -race.
+	srv := faultStart(t, server.Config{Hub: actors.Options{MaxInterval: time.Minute}}, "127.0.0.1:0")
 	tr := &http.Transport{MaxIdleConnsPerHost: n}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 60 * time.Second}

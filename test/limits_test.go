@@ -67,7 +67,7 @@ func TestQueueLimitDropsOldest(t *testing.T) {
 // flat.
 func TestMemoryFlatWhileClientsStopReading(t *testing.T) {
 	// Not parallel: it measures the process's heap.
-	srv := startServer(t, server.Config{Hub: actors.Options{MaxQueue: 50, QueuePolicy: actors.QueueDropOldest, ConnectTimeout: time.Hour}})
+	srv := startServer(t, server.Config{Hub: actors.Options{MaxQueue: 50, QueuePolicy: actors.QueueDropOldest, ConnectTimeout: time.Hour, MaxInterval: time.Hour}})
 	const clients = 1000
 	var wg sync.WaitGroup
 	for i := range clients {
