@@ -211,16 +211,19 @@ func secret(name, value, file string) (string, error) {
 // the file has a rule for exactly its pattern.
 func ReservedRule() acl.Rule { return acl.Default()[0] }
 
-// Rules compiles the channel rules of the file, or returns nil (the
-// hub's defaults, acl.Default) when it has none.
+// Rules compiles the channel rules of the file, or, when it has none, the
+// standalone hub's defaults (DefaultChannels: acl.Default with history and
+// presence on the chat demo's /chat/** rooms). A program that embeds the
+// hub without this package keeps acl.Default.
 func (s *Settings) Rules() (*acl.Rules, error) {
-	if len(s.Channels) == 0 {
-		return nil, nil
+	channels := s.Channels
+	if len(channels) == 0 {
+		channels = DefaultChannels()
 	}
-	list := make([]acl.Rule, 0, len(s.Channels)+1)
+	list := make([]acl.Rule, 0, len(channels)+1)
 	reserved := ReservedRule()
 	own := false
-	for i, c := range s.Channels {
+	for i, c := range channels {
 		r, err := c.rule()
 		if err != nil {
 			return nil, fmt.Errorf("channels[%d] (%q): %w", i+1, c.Pattern, err)

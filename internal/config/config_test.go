@@ -169,7 +169,7 @@ func TestPrintMasksSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("printed configuration does not load: %v\n%s", err, text)
 	}
-	if back.JWTHMACSecret != Masked || back.Port != s.Port || len(back.Channels) != len(acl.Default()) {
+	if back.JWTHMACSecret != Masked || back.Port != s.Port || len(back.Channels) != len(DefaultChannels()) {
 		t.Fatalf("printed configuration read back as %+v", back)
 	}
 }
@@ -219,8 +219,8 @@ func TestExampleFile(t *testing.T) {
 			t.Errorf("%s %s by %q: %+v", c.action, c.channel, c.sub.UserID, d)
 		}
 	}
-	if r := rules.Rule(2); r.PublishRate != 5 || r.PublishBurst != 10 {
-		t.Errorf("rooms rate: %+v", r)
+	if r := rules.Rule(2); r.PublishRate != 5 || r.PublishBurst != 10 || r.History.Size != 100 || !r.Presence {
+		t.Errorf("rooms rate, history and presence: %+v", r)
 	}
 }
 

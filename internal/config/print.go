@@ -38,13 +38,29 @@ func Print(w io.Writer, s *Settings) error {
 	return err
 }
 
+// DefaultChannelHistory is how many messages of each chat room the
+// standalone hub keeps when the file has no channel rules.
+const DefaultChannelHistory = 100
+
 // DefaultChannels returns the channel rules a hub has when the file sets
-// none (acl.Default), as the file would write them.
+// none, as the file would write them: acl.Default (the hub's own
+// /bayeuxhub/** server-only for publishing, every other channel open to
+// anyone) with, before its catch-all, a rule for the chat demo's rooms,
+// /chat/**, open to anyone as well, that keeps the last
+// DefaultChannelHistory messages of each room for replay and tracks who
+// is in it (presence).
 func DefaultChannels() []ChannelRule {
 	var out []ChannelRule
 	for _, r := range acl.Default() {
+		if r.Pattern == "/**" {
+			out = append(out, ChannelRule{Name: "chat", Pattern: "/chat/**",
+				Subscribe: splitList(acl.Anyone.String()), Publish: splitList(acl.Anyone.String()),
+				HistorySize: DefaultChannelHistory, Presence: true})
+		}
 		out = append(out, ChannelRule{Name: r.Name, Pattern: r.Pattern,
-			Subscribe: splitList(r.Subscribe.String()), Publish: splitList(r.Publish.String())})
+			Subscribe: splitList(r.Subscribe.String()), Publish: splitList(r.Publish.String()),
+			HistorySize: r.History.Size, HistoryTTL: Duration(r.History.TTL), HistoryShape: r.History.Shape,
+			Presence: r.Presence})
 	}
 	return out
 }

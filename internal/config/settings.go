@@ -94,7 +94,8 @@ type Settings struct {
 	ProxyForwardHeaders  List     `yaml:"proxy-headers" flag:"proxy-headers" usage:"client request {headers} passed to the backend (comma-separated, e.g. Cookie,X-Forwarded-For)"`
 	ProxyMaxResponseSize int64    `yaml:"proxy-max-response-size" flag:"proxy-max-response-size" usage:"largest backend answer in {bytes}"`
 
-	// Channels are the channel rules, in order; empty keeps the defaults.
+	// Channels are the channel rules, in order; empty keeps the defaults
+	// (DefaultChannels).
 	Channels []ChannelRule `yaml:"channels"`
 }
 
