@@ -44,6 +44,9 @@
 //	messages.go     every message the actors send each other
 //	errors.go       the API's errors
 //	inputlimits.go  what a message may contain: channel name bounds, size, UTF-8
+//	limits.go       per-address and whole-hub limits (sessions, subscriptions, bytes)
+//	history.go      what the hub needs of a history store; history_memory.go: its own
+//	replay.go       stamping publishes with replay ids, replaying on subscribe
 //	presence.go     who is subscribed to presence channels: events, queries,
 //	                the view of the other hubs' members
 //	ordering.txt    every send, every blocking wait, every lock, and the
