@@ -5,7 +5,7 @@ package test
 // StreamingExtension.Replay (npm jsforce, pinned in
 // test/interop/package.json), and the npm cometd client with a replay
 // extension of a few lines, each subscribing to a channel whose rule keeps
-// history. The clients reach the hub through replayProxy, which the test
+// history. The clients reach the hub through wsProxy (interop_ws_test.go), which the test
 // cuts (every connection closed, new ones refused) until the hub has
 // expired the client's session (Options.MaxInterval is 1 s), and then
 // restores. The test publishes with Hub.Publish: some messages before the
@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,7 +105,7 @@ func testReplayAcrossSessions(t *testing.T, node, dir, scenario, channel, connec
 	}
 	srv := startServer(t, server.Config{Hub: actors.Options{Rules: rules, MaxInterval: replayMaxInterval}})
 	hub := srv.Hub()
-	proxy := replayProxyStart(t, strings.TrimPrefix(srv.URL(), "http://"))
+	proxy := wsProxyStart(t, strings.TrimPrefix(srv.URL(), "http://"))
 	published := 0
 	publishUpTo := func(n int) {
 		t.Helper()
@@ -456,129 +455,4 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// replayProxy forwards TCP connections to the server until it is cut:
-// cut closes every connection and refuses new ones (closing them at once,
-// with a reset) until restore.
-type replayProxy struct {
-	target string
-	ln     net.Listener
-	wg     sync.WaitGroup
-
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	isCut   bool
-	closed  bool
-	refused int
-}
-
-func replayProxyStart(t *testing.T, target string) *replayProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &replayProxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		p.closed = true
-		p.closeAll()
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *replayProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *replayProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.wg.Add(1)
-		go p.serve(c)
-	}
-}
-
-func (p *replayProxy) serve(c net.Conn) {
-	defer p.wg.Done()
-	if p.refuse(c) {
-		return
-	}
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		_ = c.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.isCut || p.closed {
-		p.mu.Unlock()
-		_ = up.Close()
-		replayReset(c)
-		return
-	}
-	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(c, up)
-		_ = c.Close()
-		close(done)
-	}()
-	_, _ = io.Copy(up, c)
-	_ = up.Close()
-	<-done
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, up)
-	p.mu.Unlock()
-}
-
-// refuse resets c if the proxy is cut.
-func (p *replayProxy) refuse(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.isCut && !p.closed {
-		return false
-	}
-	p.refused++
-	replayReset(c)
-	return true
-}
-
-func replayReset(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	_ = c.Close()
-}
-
-func (p *replayProxy) closeAll() {
-	for c := range p.conns {
-		_ = c.Close()
-	}
-}
-
-// cut closes every connection and refuses new ones until restore.
-func (p *replayProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.isCut = true
-	p.closeAll()
-}
-
-// restore forwards new connections again and returns how many were
-// refused during the cut.
-func (p *replayProxy) restore() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.isCut = false
-	return p.refused
 }

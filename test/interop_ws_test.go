@@ -121,7 +121,8 @@ func wsInteropRun(t *testing.T, node, dir, url, scenario string, proxy *wsProxy)
 }
 
 // wsProxy forwards TCP connections to the server, counts the WebSocket
-// upgrade requests among them and can cut them all.
+// upgrade requests among them and can cut them all (drop), or cut them
+// and refuse new ones, with a reset, until restore.
 type wsProxy struct {
 	target string
 	ln     net.Listener
@@ -131,6 +132,8 @@ type wsProxy struct {
 	conns         map[net.Conn]struct{}
 	dropped       bool
 	before, after int
+	isCut         bool
+	refused       int
 }
 
 func wsProxyStart(t *testing.T, target string) *wsProxy {
@@ -168,6 +171,9 @@ func (p *wsProxy) accept() {
 // upgrade request.
 func (p *wsProxy) serve(c net.Conn) {
 	defer p.wg.Done()
+	if p.refuse(c) {
+		return
+	}
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
 		_ = c.Close()
@@ -224,6 +230,40 @@ func (p *wsProxy) untrack(c, up net.Conn) {
 	delete(p.conns, up)
 	_ = c.Close()
 	_ = up.Close()
+}
+
+// refuse resets c while the proxy is cut.
+func (p *wsProxy) refuse(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.isCut {
+		return false
+	}
+	p.refused++
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+	return true
+}
+
+// cut closes every connection and refuses new ones until restore.
+func (p *wsProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isCut = true
+	for c := range p.conns {
+		_ = c.Close()
+	}
+}
+
+// restore forwards new connections again and returns how many were
+// refused during the cut.
+func (p *wsProxy) restore() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isCut = false
+	return p.refused
 }
 
 // drop cuts every connection open now; later ones are counted as "after".
