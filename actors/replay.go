@@ -102,8 +102,12 @@ func (h *Hub) routeStamped(m *Message, route func(*Message)) *protocol.Error {
 	mu := h.stripe(m.Channel)
 	mu.Lock()
 	defer mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), h.opts.HistoryTimeout)
-	defer cancel()
+	ctx := context.Background()
+	if h.memory == nil { // the hub's own history never waits: no timer per publish for it
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.opts.HistoryTimeout)
+		defer cancel()
+	}
 	m.salesforce = salesforce
 	pos, err := h.history.Append(ctx, m, keep)
 	if err != nil {
