@@ -17,11 +17,10 @@ type gate struct {
 	inside    atomic.Int64
 	closed    atomic.Bool
 	emptyOnce sync.Once
-	empty     chan struct{} // closed once inside reaches 0 after close
-	init      sync.Once
+	empty     chan struct{} // closed once inside reaches 0 after close; made by newGate
 }
 
-func (g *gate) setup() { g.init.Do(func() { g.empty = make(chan struct{}) }) }
+func newGate() gate { return gate{empty: make(chan struct{})} }
 
 // enter reports whether a publish may go on; when it does, the caller
 // must call leave.
@@ -37,14 +36,12 @@ func (g *gate) enter() bool {
 // leave ends a publish that entered.
 func (g *gate) leave() {
 	if g.inside.Add(-1) == 0 && g.closed.Load() {
-		g.setup()
 		g.emptyOnce.Do(func() { close(g.empty) })
 	}
 }
 
 // close refuses further publishes and waits for those inside to leave.
 func (g *gate) close(ctx context.Context) error {
-	g.setup()
 	g.closed.Store(true)
 	if g.inside.Load() == 0 {
 		return nil

@@ -135,6 +135,7 @@ func Start(system *actor.ActorSystem, opts Options) (*Hub, error) {
 		browserHeld: make(map[string]int),
 		start:       time.Now(),
 		streamBase:  system.EventStream.Length(),
+		publishing:  newGate(),
 	}
 	h.startEvents()
 	for i := range opts.Rules.Len() {
