@@ -164,7 +164,13 @@ func (o *remoteOutbox) flush() {
 	}
 	if o.pusher != nil {
 		o.pushQueue()
-		return
+		if len(o.queue) == 0 {
+			return
+		}
+		// The pushing transport refused them (its write queue is full or
+		// its peer reads slowly): the held connect carries them now, as on
+		// long-polling, rather than at its poll timeout. Until that reply
+		// is written the transport refuses pushes, so nothing overtakes it.
 	}
 	if o.held != nil {
 		o.answerHeld(true)

@@ -294,13 +294,21 @@ func TestWebSocketSlowReaderGetsEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Pushes are refused at the limit and the rest travel in the connect's
-	// reply (at the poll timeout): wait until every message has left the
-	// session, so that the server's output stays over the limit.
+	// Pushes are refused at the limit; the held connect's reply carries
+	// what the session kept then, and the rest stays in the session for
+	// the client's next connect. One more connect, sent without reading,
+	// takes it (if the server still reads), so that the server's output
+	// stays over the limit.
 	wsCheckFor(t, 60*time.Second, time.Millisecond, func() error {
-		hs, st := s.hub.Stats(), c.state()
-		if hs.Delivered < published || hs.Queued > 0 || hs.Held > 0 || st.pending < limit {
-			return fmt.Errorf("%d delivered, %d queued, %d held in the session; connection %+v", hs.Delivered, hs.Queued, hs.Held, st)
+		if hs := s.hub.Stats(); hs.Delivered < published || hs.Held > 0 {
+			return fmt.Errorf("%d delivered, %d queued, %d held in the session; connection %+v", hs.Delivered, hs.Queued, hs.Held, c.state())
+		}
+		return nil
+	})
+	p.send(`{"channel":"/meta/connect","connectionType":"websocket","id":"extra","clientId":"` + p.id + `"}`)
+	wsCheckFor(t, 60*time.Second, time.Millisecond, func() error {
+		if st := c.state(); st.pending < limit {
+			return fmt.Errorf("connection %+v, hub %+v", st, s.hub.Stats())
 		}
 		return nil
 	})
@@ -405,4 +413,80 @@ func TestWebSocketPushRefusedAtPendingBytes(t *testing.T) {
 func wsCheckFor(t testing.TB, total, every time.Duration, fn func() error) {
 	t.Helper()
 	testutil.CheckFor(t, total, every, fn)
+}
+
+// TestWebSocketRefusedPushesTravelInHeldConnect reproduces the stall of
+// the chat benchmark: pushes refused while a peer read slowly stayed in the
+// session until the held /meta/connect's poll timeout (and every later
+// push was refused until then, so that none overtook them), so a peer that
+// caught up got nothing for up to the poll timeout. Now the held connect
+// carries them at once: with a poll timeout of an hour, it is answered
+// while the peer still reads nothing, and everything arrives once it
+// reads, in connect replies while pushes are refused, then pushed again.
+func TestWebSocketRefusedPushesTravelInHeldConnect(t *testing.T) {
+	t.Parallel()
+	const limit = 16 << 10
+	const published = 1000 // 1 MiB: more than the socket buffers hold
+	s := wsStartSmallBufs(t, actors.Options{PollTimeout: time.Hour},
+		WebSocketOptions{MaxPendingBytes: limit, PingInterval: -1})
+	before := s.connSet()
+	p := &wsPeer{t: t, conn: wsDialSmallBufs(t, s)}
+	c := s.newest(t, before)
+	p.start("/stall")
+	p.send(`{"channel":"/meta/connect","connectionType":"websocket","id":"c1","clientId":"` + p.id + `"}`)
+	pad := strings.Repeat("x", 1024)
+	for i := range published {
+		if err := s.hub.Publish("/stall", map[string]any{"n": i, "pad": pad}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The old transport kept the connect held, and the refused messages in
+	// the session, until the poll timeout.
+	wsCheckFor(t, 30*time.Second, time.Millisecond, func() error {
+		if hs := s.hub.Stats(); hs.Delivered < published || hs.Held > 0 {
+			return fmt.Errorf("%d delivered, %d queued, %d held in the session; connection %+v", hs.Delivered, hs.Queued, hs.Held, c.state())
+		}
+		return nil
+	})
+	// Once caught up, live messages flow again, pushed or in connect
+	// replies, without waiting for a poll timeout.
+	readCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, connects, live := 0, 1, false
+	for got < published+10 {
+		if got == published && !live {
+			live = true
+			for i := range 10 {
+				if err := s.hub.Publish("/stall", map[string]any{"n": published + i}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		_, data, err := p.conn.Read(readCtx)
+		if err != nil {
+			t.Fatalf("read after %d deliveries: %v (state %+v, hub %+v)", got, err, c.state(), s.hub.Stats())
+		}
+		var frame []map[string]any
+		if err := json.Unmarshal(data, &frame); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range frame {
+			switch m["channel"] {
+			case "/meta/connect":
+				if m["successful"] != true {
+					t.Fatalf("connect: %v", m)
+				}
+				connects++
+				p.send(fmt.Sprintf(`{"channel":"/meta/connect","connectionType":"websocket","id":"c%d","clientId":%q}`, connects, p.id))
+			case "/stall":
+				if v := int(m["data"].(map[string]any)["n"].(float64)); v != got {
+					t.Fatalf("delivery %d is message %d", got, v)
+				}
+				got++
+			default:
+				t.Fatalf("unexpected message %v", m)
+			}
+		}
+	}
+	t.Logf("%d messages delivered in order with %d connects; the connection held at most %d bytes (limit %d)", got, connects, c.state().peak, limit)
 }
