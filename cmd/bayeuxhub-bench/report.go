@@ -7,16 +7,20 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/bayeuxhub/bayeuxhub/internal/loadgen"
 )
 
 // servers are the columns of BENCHMARKS.md, the first being the one
-// compared with the others.
+// compared with the others; optionalServers get a column only in the
+// tables of scenarios they have a result (or a failed run) for.
 var servers = []string{"bayeuxhub", "floor", "faye"}
 
-var serverTitles = map[string]string{"bayeuxhub": "bayeuxhub", "floor": "floor", "faye": "Faye"}
+var optionalServers = []string{"centrifugo"}
+
+var serverTitles = map[string]string{"bayeuxhub": "bayeuxhub", "floor": "floor", "faye": "Faye", "centrifugo": "Centrifugo"}
 
 // scenarioOrder is the order of the tables.
 var scenarioOrder = []string{"publish", "fanout", "fanout-latency", "chat", "idle", "churn"}
@@ -79,7 +83,9 @@ var scenarioDesc = map[string]string{
 
 // reportMain implements "bayeuxhub-bench report": it reads
 // DIR/<scenario>/<server>.json (and <server>.err for failed runs) and
-// writes a Markdown comparison; with --ws-compare CDIR it appends the
+// writes a Markdown comparison; with --goals GDIR it puts the section
+// "Goals of issue 14" from GDIR/<scenario>/<server>-<transport>-<n>.json
+// first (report_goals.go); with --ws-compare CDIR it appends the
 // long-polling / WebSocket section from CDIR/<scenario>/<transport>.json,
 // with --history-compare HDIR the replay / cost of history section from
 // HDIR/fanout/{off,on}.json and HDIR/replay/<transport>.json.
@@ -89,9 +95,10 @@ func reportMain(args []string) error {
 	header := fs.String("header", "", "Markdown `FILE` to put before the tables (machine, commit, date)")
 	wsCompare := fs.String("ws-compare", "", "`DIR` of <scenario>/<transport>.json results of bayeuxhub to add a long-polling / WebSocket section from")
 	histCompare := fs.String("history-compare", "", "`DIR` of fanout/{off,on}.json and replay/<transport>.json results of bayeuxhub to add a replay / cost of history section from")
+	goals := fs.String("goals", "", "`DIR` of <scenario>/<server>-<transport>-<n>.json runs to judge the goals of issue 14 on")
 	_ = fs.Parse(args)
 	if fs.NArg() != 1 {
-		return fmt.Errorf("usage: bayeuxhub-bench report [--out FILE] [--header FILE] [--ws-compare DIR] [--history-compare DIR] DIR")
+		return fmt.Errorf("usage: bayeuxhub-bench report [--out FILE] [--header FILE] [--goals DIR] [--ws-compare DIR] [--history-compare DIR] DIR")
 	}
 	dir := fs.Arg(0)
 	var b strings.Builder
@@ -103,11 +110,15 @@ func reportMain(args []string) error {
 		b.Write(h)
 		b.WriteString("\n")
 	}
+	if *goals != "" {
+		writeGoalsSection(&b, *goals)
+	}
 	for _, sc := range scenarioOrder {
 		results := map[string]*loadgen.Result{}
+		extras := map[string]resultExtra{}
 		fails := map[string]string{}
 		found := false
-		for _, s := range servers {
+		for _, s := range append(slices.Clone(servers), optionalServers...) {
 			r, fail, ok := load(filepath.Join(dir, sc, s))
 			if !ok {
 				continue
@@ -115,6 +126,7 @@ func reportMain(args []string) error {
 			found = true
 			if r != nil {
 				results[s] = r
+				extras[s] = loadExtra(filepath.Join(dir, sc, s))
 			} else {
 				fails[s] = fail
 			}
@@ -122,7 +134,7 @@ func reportMain(args []string) error {
 		if !found {
 			continue
 		}
-		writeTable(&b, sc, results, fails)
+		writeTable(&b, sc, results, extras, fails)
 	}
 	if *wsCompare != "" {
 		writeTransportTable(&b, *wsCompare)
@@ -157,7 +169,13 @@ func load(base string) (r *loadgen.Result, fail string, ok bool) {
 	return nil, "", false
 }
 
-func writeTable(b *strings.Builder, sc string, results map[string]*loadgen.Result, fails map[string]string) {
+func writeTable(b *strings.Builder, sc string, results map[string]*loadgen.Result, extras map[string]resultExtra, fails map[string]string) {
+	servers := slices.Clone(servers)
+	for _, s := range optionalServers {
+		if results[s] != nil || fails[s] != "" {
+			servers = append(servers, s)
+		}
+	}
 	fmt.Fprintf(b, "## %s\n\n%s", sc, scenarioDesc[sc])
 	for _, s := range servers {
 		if r := results[s]; r != nil {
@@ -209,14 +227,47 @@ func writeTable(b *strings.Builder, sc string, results map[string]*loadgen.Resul
 		if r := results[s]; r != nil && r.DrainTimedOut {
 			fmt.Fprintf(b, "\n%s: deliveries were still arriving when the drain time ran out; \"lost\" includes messages in flight.\n", serverTitles[s])
 		}
-		if r := results[s]; r != nil && r.Config.Rate > 0 && r.PublishRate < 0.95*r.Config.Rate && r.Config.Kind == loadgen.KindPubSub {
-			fmt.Fprintf(b, "\n%s: publishers reached %.0f of the %.0f msg/s asked (each waits for its acknowledgement).\n", serverTitles[s], r.PublishRate, r.Config.Rate)
+		if r := results[s]; r != nil && r.Config.Kind == loadgen.KindPubSub {
+			if n := rateNote(r, extras[s]); n != "" {
+				fmt.Fprintf(b, "\n%s: %s\n", serverTitles[s], n)
+			}
 		}
 		if r := results[s]; r != nil && len(r.FirstErrors) > 0 {
 			fmt.Fprintf(b, "\n%s errors (first): `%s`\n", serverTitles[s], strings.ReplaceAll(r.FirstErrors[0], "`", "'"))
 		}
 	}
 	b.WriteString("\n")
+}
+
+// rateNote says how far publishers fell behind the rate asked: in an open
+// loop (publishes on schedule), how many were sent late; in a closed loop
+// (each publisher waits for its acknowledgement), the rate reached. ""
+// when they kept up.
+func rateNote(r *loadgen.Result, x resultExtra) string {
+	if r.Config.Rate <= 0 {
+		return ""
+	}
+	if x.Config.Loop == "open" {
+		var parts []string
+		if x.Late != nil && *x.Late > 0 {
+			p := fmt.Sprintf("%d publishes were sent late (more than 1 ms after their scheduled time", *x.Late)
+			if x.LateMaxMS != nil {
+				p += ", the latest " + loadgen.FmtMS(*x.LateMaxMS) + " late"
+			}
+			parts = append(parts, p+"; latency counts from the schedule)")
+		}
+		if r.PublishRate < 0.95*r.Config.Rate {
+			parts = append(parts, fmt.Sprintf("publishers reached %.0f of the %.0f msg/s asked", r.PublishRate, r.Config.Rate))
+		}
+		if len(parts) == 0 {
+			return ""
+		}
+		return "open loop: " + strings.Join(parts, "; ") + "."
+	}
+	if r.PublishRate < 0.95*r.Config.Rate {
+		return fmt.Sprintf("publishers reached %.0f of the %.0f msg/s asked (each waits for its acknowledgement).", r.PublishRate, r.Config.Rate)
+	}
+	return ""
 }
 
 func rateText(r float64) string {
