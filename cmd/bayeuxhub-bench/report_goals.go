@@ -497,7 +497,7 @@ func writeRunsTable(b *strings.Builder, sc, what string, keys []runKey, get func
 		return
 	}
 	cols := runPubSubCols
-	if first != nil && first.Config.Kind == loadgen.KindIdle {
+	if sc == "idle" || first != nil && first.Config.Kind == loadgen.KindIdle {
 		cols = runIdleCols
 	}
 	fmt.Fprintf(b, "### Runs: %s (`%s`)\n\n", what, sc)
