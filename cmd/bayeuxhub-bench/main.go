@@ -60,11 +60,13 @@ func run() error {
 		transport   = fs.String("transport", loadgen.TransportLongPolling, "Bayeux connection type: "+loadgen.TransportLongPolling+" or "+loadgen.TransportWebSocket+" (one socket per client, on the same --url)")
 		subscribers = fs.Int("subscribers", 0, "long-poll subscribers (idle: clients held; churn: workers)")
 		publishers  = fs.Int("publishers", 0, "publishing clients")
-		rate        = fs.Float64("rate", 0, "messages published per second in total; 0 = as fast as acks allow")
+		rate        = fs.Float64("rate", 0, "messages published per second in total; 0 = as fast as acks allow (closed loop)")
 		channels    = fs.Int("channels", 0, "number of channels /bench/0..N-1")
 		subsPer     = fs.Int("subs-per-client", 0, "channels each subscriber subscribes to")
-		size        = fs.Int("size", 0, "approximate size of each message's data in bytes")
+		size        = fs.Int("size", 0, "size in bytes of each message's whole data object, its ts/pub/seq fields included (padded; never less than those fields, about 45-50 bytes)")
 		batch       = fs.Int("batch", 0, "messages per publish request")
+		loop        = fs.String("loop", "", "how publishers pace themselves: "+loadgen.LoopOpen+" (the default with --rate > 0: message i of a publisher is sent at its scheduled time whatever the acknowledgements do, its \"ts\" is that time, so latency counts from the schedule; a publish sent more than 1ms late, because --max-inflight was reached or the generator fell behind, counts as late) or "+loadgen.LoopClosed+" (each publisher waits for its acknowledgement; the only loop for --rate 0)")
+		maxInflight = fs.Int("max-inflight", 0, fmt.Sprintf("open loop: publish requests a publisher may have unacknowledged: pipelined on its socket over WebSocket (default %d), concurrent HTTP requests over long-polling (default %d)", loadgen.DefaultMaxInflightWS, loadgen.DefaultMaxInflightLP))
 		duration    = fs.Duration("duration", 0, "measured window")
 		warmup      = fs.Duration("warmup", 0, "load before the measured window")
 		drain       = fs.Duration("drain", 0, "longest wait for outstanding deliveries after publishing stops")
@@ -122,6 +124,12 @@ func run() error {
 	}
 	if set["duration"] {
 		cfg.Duration = *duration
+	}
+	if set["loop"] {
+		cfg.Loop = *loop
+	}
+	if set["max-inflight"] {
+		cfg.MaxInflight = *maxInflight
 	}
 	if set["warmup"] {
 		cfg.Warmup = *warmup

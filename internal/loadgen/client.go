@@ -323,9 +323,21 @@ func (c *Client) Disconnect(ctx context.Context) error {
 // Payload is one benchmark message to publish.
 type Payload struct {
 	Channel string
-	TS      int64
-	Pub     int
-	Seq     uint64
+	// TS is the message's time in Unix ns: in an open-loop run the time
+	// it was scheduled to be sent, in a closed-loop run the time it was.
+	TS  int64
+	Pub int
+	Seq uint64
+	// Window is how many of the publisher's messages just before this
+	// one may still have been in flight, unacknowledged, when it was
+	// sent: 0 when the publisher sends in order on one connection (the
+	// server must then deliver its messages in order), positive for an
+	// open-loop long-polling publisher whose concurrent requests the
+	// server may take in any order. The data carries it as "w" when
+	// positive; SubTracker.ObserveWindow uses it.
+	Window uint64
+
+	ch int // channel index
 }
 
 // Publish sends the payloads in one request, each with data
@@ -344,7 +356,7 @@ func (c *Client) Publish(ctx context.Context, ps []Payload, size int) (acked []b
 		c.body = append(c.body, `","clientId":"`...)
 		c.body = append(c.body, c.ID...)
 		c.body = append(c.body, `","data":`...)
-		c.body = AppendData(c.body, p.TS, p.Pub, p.Seq, size)
+		c.body = AppendPayload(c.body, &p, size)
 		c.nid++
 		ids[i] = c.nid
 		c.body = append(c.body, `,"id":"`...)
@@ -387,16 +399,29 @@ func (c *Client) Publish(ctx context.Context, ps []Payload, size int) (acked []b
 	return acked, firstErr
 }
 
-// AppendData appends the benchmark data object for one message, padded
-// with a "pad" string so that the object is about size bytes long.
+// AppendData appends the benchmark data object for one message,
+// {"ts":..,"pub":..,"seq":..,"pad":"xx.."}, padded with the "pad" string
+// so that the whole object, its own fields included, is size bytes long.
+// The padding needs 10 bytes (`,"pad":""`), so when size is less than
+// the fields' own length plus 10 the object is the fields alone: about 45
+// to 50 bytes with a 19-digit ts, which is what --size 50 gives.
 func AppendData(b []byte, ts int64, pub int, seq uint64, size int) []byte {
+	return AppendPayload(b, &Payload{TS: ts, Pub: pub, Seq: seq}, size)
+}
+
+// AppendPayload is AppendData for p, with p.Window as "w" when positive.
+func AppendPayload(b []byte, p *Payload, size int) []byte {
 	start := len(b)
 	b = append(b, `{"ts":`...)
-	b = strconv.AppendInt(b, ts, 10)
+	b = strconv.AppendInt(b, p.TS, 10)
 	b = append(b, `,"pub":`...)
-	b = strconv.AppendInt(b, int64(pub), 10)
+	b = strconv.AppendInt(b, int64(p.Pub), 10)
 	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
+	b = strconv.AppendUint(b, p.Seq, 10)
+	if p.Window > 0 {
+		b = append(b, `,"w":`...)
+		b = strconv.AppendUint(b, p.Window, 10)
+	}
 	pad := size - (len(b) - start) - len(`,"pad":""}`)
 	if pad > 0 {
 		b = append(b, `,"pad":"`...)

@@ -49,6 +49,37 @@ const (
 	TransportWebSocket = "websocket"
 )
 
+// How publishers pace themselves (Config.Loop).
+const (
+	// LoopOpen sends each publisher's message i at its scheduled time,
+	// t0 + i/(rate per publisher), whatever the acknowledgements do, with
+	// at most MaxInflight publishes unacknowledged per publisher; a
+	// message's "ts" is its scheduled time, so latency is measured from
+	// the schedule and a server that falls behind is not spared the time
+	// its messages waited (no coordinated omission). The default when
+	// Rate > 0.
+	LoopOpen = "open"
+	// LoopClosed has each publisher wait for the acknowledgement of a
+	// publish before it sends the next; "ts" is the time it is sent. The
+	// only loop for Rate 0 (as fast as acknowledgements allow).
+	LoopClosed = "closed"
+)
+
+// LateThreshold is how far after its scheduled time a publish may be
+// sent before it counts as late (Result.Late).
+const LateThreshold = time.Millisecond
+
+// Default in-flight bounds of an open-loop publisher (Config.MaxInflight).
+const (
+	// DefaultMaxInflightWS bounds the publishes a WebSocket publisher
+	// has pipelined on its socket, unacknowledged.
+	DefaultMaxInflightWS = 1000
+	// DefaultMaxInflightLP is the number of concurrent publish requests
+	// (goroutines and keep-alive connections) of a long-polling
+	// publisher.
+	DefaultMaxInflightLP = 16
+)
+
 // Config describes one load run. Zero values mean "none" except where
 // noted; use Preset for a named scenario's defaults.
 type Config struct {
@@ -77,6 +108,15 @@ type Config struct {
 	Size int `json:"size"`
 	// Batch is the number of messages per publish request.
 	Batch int `json:"batch"`
+	// Loop is LoopOpen or LoopClosed; empty means LoopOpen when Rate > 0
+	// and LoopClosed otherwise (Validate fills it in).
+	Loop string `json:"loop"`
+	// MaxInflight bounds the publish requests an open-loop publisher has
+	// unacknowledged: pipelined on its socket (WebSocket,
+	// DefaultMaxInflightWS when 0) or concurrent HTTP requests
+	// (long-polling, DefaultMaxInflightLP when 0). A publish that finds
+	// the bound reached waits for a slot and counts as late.
+	MaxInflight int `json:"max_inflight"`
 	// Duration is the measured window, after Warmup.
 	Duration time.Duration `json:"duration_ns"`
 	// Warmup runs load before the measured window; its latencies and
@@ -207,6 +247,29 @@ func (c *Config) Validate() error {
 	}
 	if c.SetupConcurrency <= 0 {
 		c.SetupConcurrency = 256
+	}
+	switch c.Loop {
+	case "":
+		c.Loop = LoopClosed
+		if c.Rate > 0 {
+			c.Loop = LoopOpen
+		}
+	case LoopClosed:
+	case LoopOpen:
+		if c.Rate <= 0 {
+			return fmt.Errorf("an open loop needs a rate (--rate > 0): with rate 0 publishers go as fast as acknowledgements allow, which is a closed loop")
+		}
+	default:
+		return fmt.Errorf("unknown loop %q (want %s or %s)", c.Loop, LoopOpen, LoopClosed)
+	}
+	if c.MaxInflight < 0 {
+		return fmt.Errorf("negative max in flight")
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultMaxInflightWS
+		if c.Transport == TransportLongPolling {
+			c.MaxInflight = DefaultMaxInflightLP
+		}
 	}
 	if c.Subscribers < 0 || c.Publishers < 0 || c.Rate < 0 || c.Duration <= 0 {
 		return fmt.Errorf("negative counts or non-positive duration")

@@ -13,8 +13,27 @@
 // A run (Run with a Config, usually from Preset) sets up subscribers
 // (handshake, subscribe, then a /meta/connect loop each), handshakes the
 // publishers, then publishes for Warmup plus Duration and waits up to Drain
-// for the last deliveries. Every published message carries
-// {"ts":send-time-ns,"pub":publisher,"seq":n} in its data; subscribers
+// for the last deliveries.
+//
+// Publishers run an open loop by default when the scenario has a rate
+// (Config.Loop, publish.go): each one sends its message i at its
+// scheduled time whatever the acknowledgements do, pipelined on its
+// WebSocket or over a bounded pool of concurrent long-polling requests,
+// at most Config.MaxInflight unacknowledged, and stamps it with that
+// scheduled time, so that latency counts from the schedule (no
+// coordinated omission). A publish sent more than LateThreshold (1 ms)
+// after its time counts as late (Result.Late, LateMaxMS), one still
+// waiting for a slot when the window ends as unsent. The closed loop
+// (each publisher waits for its acknowledgement, "ts" the send time) is
+// kept for rate 0 and on request. The generator stays cheap: one
+// goroutine and one reusable timer per publisher (plus the long-polling
+// pool's workers), nothing per publish.
+//
+// Every published message carries
+// {"ts":time-ns,"pub":publisher,"seq":n} in its data (plus "w", the
+// number of the publisher's earlier messages still in flight, for
+// concurrent long-polling requests, which the server may take in any
+// order); subscribers
 // check each delivery off in a SubTracker (a bitmap of sequence numbers per
 // publisher), and at the end every acknowledged message is matched against
 // every subscriber of its channel, so lost, duplicated and out-of-order

@@ -203,27 +203,42 @@ func (r *runner) localPublisher(ctx context.Context, tl *timeline, j int, c Loca
 		interval = time.Duration(float64(time.Second) * float64(cfg.Publishers) / cfg.Rate)
 	}
 	next := tl.t0.Add(interval * time.Duration(j) / time.Duration(max(cfg.Publishers, 1)))
+	open := cfg.Loop == LoopOpen
 	for seq := uint64(0); ctx.Err() == nil; seq++ {
 		now := time.Now()
 		if !now.Before(tl.measEnd) || r.budget.Add(-1) < 0 {
 			return
 		}
+		sched := now
 		if interval > 0 {
 			if wait := next.Sub(now); wait > 0 {
 				time.Sleep(wait)
-			} else if -wait > time.Second {
+			} else if -wait > time.Second && !open {
 				next = now
 			}
+			sched = next
 			next = next.Add(interval)
 		}
 		ch := (j + int(seq)) % cfg.Channels
 		log.Sent(seq, ch)
+		// Publishing here is fire and forget: the open loop only stamps
+		// the messages with their scheduled time and does not skip ahead
+		// when behind.
+		sent := time.Now()
+		ts := sent.UnixNano()
+		if interval > 0 {
+			r.noteLate(tl, sched, sent, 1)
+			if open {
+				ts = sched.UnixNano()
+			}
+		}
 		// A fresh buffer each time: the hub keeps the data after Publish
 		// returns.
-		data := AppendData(make([]byte, 0, cfg.Size+16), time.Now().UnixNano(), j, seq, cfg.Size)
+		data := AppendData(make([]byte, 0, cfg.Size+16), ts, j, seq, cfg.Size)
 		err := c.Publish(ChannelName(ch), data, strconv.FormatUint(seq, 10))
 		r.sent.Add(1)
 		if err != nil {
+			log.Done(seq)
 			r.pubErrs.Add(1)
 			r.errs.add("local publish", err)
 			continue

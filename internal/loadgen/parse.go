@@ -24,11 +24,15 @@ type Msg struct {
 	// when absent.
 	Interval int64
 	Timeout  int64
-	// Bench is true when data carried this tool's ts, pub and seq fields.
+	// Bench is true when data carried this tool's ts, pub and seq fields;
+	// HasTS when it carried ts (the reach scenario's data has only that).
 	Bench bool
+	HasTS bool
 	TS    int64
 	Pub   int64
 	Seq   int64
+	// Window is the data's "w" (Payload.Window), 0 when absent.
+	Window int64
 	// ReplayID is ext.replayId, the replay id a server with history
 	// stamps each delivery of such a channel with; 0 when absent.
 	ReplayID int64
@@ -260,12 +264,15 @@ func (p *parser) data(m *Msg) error {
 		case "seq":
 			m.Seq, err = p.num()
 			have |= 4
+		case "w":
+			m.Window, err = p.num()
 		default:
 			err = p.skip()
 		}
 		return err
 	})
 	m.Bench = have == 7
+	m.HasTS = have&1 != 0
 	return err
 }
 

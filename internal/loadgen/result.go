@@ -50,6 +50,17 @@ type Result struct {
 	PublishedTotal uint64  `json:"published_total"`
 	SentTotal      uint64  `json:"sent_total"`
 	PublishErrors  uint64  `json:"publish_errors"`
+	// Late counts the messages of the measured window sent more than
+	// LateThreshold (1 ms) after their scheduled time: in an open loop
+	// because the publisher's in-flight bound was reached (or the
+	// generator itself fell behind), in a closed loop because the
+	// acknowledgement of the previous publish came late. LateMax is the
+	// largest such delay. Unsent counts the messages scheduled in the
+	// window that were never sent because the window ended first. All
+	// three are 0 for rate 0.
+	Late           uint64  `json:"late"`
+	LateMaxMS      float64 `json:"late_max_ms"`
+	Unsent         uint64  `json:"unsent"`
 	Delivered      uint64  `json:"delivered"`
 	DeliverRate    float64 `json:"deliver_rate"`
 	DeliveredTotal uint64  `json:"delivered_total"`
@@ -152,8 +163,8 @@ func (r *Result) WriteSummary(w io.Writer) {
 	c := &r.Config
 	row := func(k, v string) { fmt.Fprintf(tw, "  %s\t%s\n", k, v) }
 	fmt.Fprintf(tw, "bayeuxhub-bench  scenario %s  (%s)  %s  %s\n", c.Scenario, c.Kind, c.URL, cmp.Or(c.Transport, "local"))
-	row("config", fmt.Sprintf("subscribers %d, publishers %d, rate %s, channels %d, subs/client %d, size %d B, batch %d",
-		c.Subscribers, c.Publishers, rateStr(c.Rate), c.Channels, c.SubsPerClient, c.Size, c.Batch))
+	row("config", fmt.Sprintf("subscribers %d, publishers %d, rate %s, channels %d, subs/client %d, size %d B, batch %d, %s loop",
+		c.Subscribers, c.Publishers, rateStr(c.Rate), c.Channels, c.SubsPerClient, c.Size, c.Batch, cmp.Or(c.Loop, LoopClosed)))
 	row("window", fmt.Sprintf("%.1fs measured after %s warmup (setup %.1fs, drain %.1fs)",
 		r.WindowSeconds, c.Warmup, r.SetupSeconds, r.DrainSeconds))
 	cpu := fmt.Sprintf("gen cpu %.0f%%", r.GenCPU)
@@ -166,9 +177,21 @@ func (r *Result) WriteSummary(w io.Writer) {
 	case KindPubSub, KindReplay:
 		row("published", fmt.Sprintf("%.0f msg/s  (%d in window, %d total, %d errors)\t%s",
 			r.PublishRate, r.Published, r.PublishedTotal, r.PublishErrors, cpu))
+		if c.Rate > 0 {
+			what := fmt.Sprintf("(open loop: at most %d in flight per publisher)", c.MaxInflight)
+			if c.Loop != LoopOpen {
+				what = "(closed loop: each publisher waits for its acknowledgements)"
+			}
+			row("schedule", fmt.Sprintf("late %d (sent > %s after their time, max %s)  unsent %d  %s",
+				r.Late, LateThreshold, FmtMS(r.LateMaxMS), r.Unsent, what))
+		}
 		if c.Rate > 0 && r.PublishRate < 0.95*c.Rate {
-			row("WARNING", fmt.Sprintf("publishers reached %.0f%% of the %.0f msg/s asked: the server acknowledges too slowly (closed loop)",
-				100*r.PublishRate/c.Rate, c.Rate))
+			why := "the server acknowledges too slowly (closed loop)"
+			if c.Loop == LoopOpen {
+				why = "publishes were held back by the in-flight bound (--max-inflight) or acknowledged too slowly"
+			}
+			row("WARNING", fmt.Sprintf("publishers reached %.0f%% of the %.0f msg/s asked: %s",
+				100*r.PublishRate/c.Rate, c.Rate, why))
 		}
 		row("publish ack", fmt.Sprintf("p50 %s  p99 %s  max %s  (round trip of a publish request)",
 			FmtMS(r.PublishAck.P50), FmtMS(r.PublishAck.P99), FmtMS(r.PublishAck.Max)))

@@ -110,6 +110,9 @@ type runner struct {
 	connects   atomic.Uint64
 	sessions   atomic.Uint64
 	pubErrs    atomic.Uint64
+	late       atomic.Uint64 // window messages sent after LateThreshold
+	lateMax    atomic.Int64  // ns
+	unsent     atomic.Uint64
 	budget     atomic.Int64
 	errs       errLog
 
@@ -140,7 +143,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r := &runner{cfg: cfg, startN: time.Now().UnixNano(), clock: make(chan struct{})}
-	r.hc = NewHTTPClient(cfg.Subscribers + 2*cfg.Publishers + 64)
+	conns := cfg.Subscribers + 2*cfg.Publishers + 64
+	if cfg.Loop == LoopOpen && cfg.Transport == TransportLongPolling {
+		conns += cfg.Publishers * cfg.MaxInflight
+	}
+	r.hc = NewHTTPClient(conns)
 	defer r.hc.CloseIdleConnections()
 	if cfg.MaxMessages > 0 {
 		r.budget.Store(cfg.MaxMessages)
@@ -343,7 +350,7 @@ func (r *runner) deliver(tr *SubTracker, m *Msg, at time.Time) {
 // latency goes into the histograms when latency is set and it was
 // published in the measured window.
 func (r *runner) observe(tr *SubTracker, m *Msg, at time.Time, latency bool) {
-	tr.Observe(m.Pub, m.Seq, channelIndex(m.Channel))
+	tr.ObserveWindow(m.Pub, m.Seq, m.Window, channelIndex(m.Channel))
 	r.delivered.Add(1)
 	tl := r.tl.Load()
 	if tl == nil {
@@ -387,87 +394,6 @@ func (r *runner) publisherConnect(ctx context.Context, s *session, c conn) {
 		default:
 			r.errs.add("publisher connect", err)
 			sleepCtx(ctx, 200*time.Millisecond)
-		}
-	}
-}
-
-// publisher j publishes until the measured window ends, the budget is
-// spent or ctx ends.
-func (r *runner) publisher(ctx context.Context, j int, c conn, s *session, log *PubLog) {
-	cfg := &r.cfg
-	tl := r.tl.Load()
-	var interval time.Duration
-	if cfg.Rate > 0 {
-		perPub := cfg.Rate / float64(cfg.Publishers) / float64(cfg.Batch)
-		interval = time.Duration(float64(time.Second) / perPub)
-	}
-	next := tl.t0
-	if interval > 0 {
-		// Spread publishers evenly over the first interval.
-		next = next.Add(interval * time.Duration(j) / time.Duration(cfg.Publishers))
-	}
-	var seq uint64
-	ps := make([]Payload, 0, cfg.Batch)
-	for ctx.Err() == nil {
-		now := time.Now()
-		if !now.Before(tl.measEnd) {
-			return
-		}
-		if interval > 0 {
-			if wait := next.Sub(now); wait > 0 {
-				time.Sleep(wait)
-			} else if -wait > time.Second {
-				next = now // too far behind: do not burst to catch up
-			}
-			next = next.Add(interval)
-		}
-		n := int64(cfg.Batch)
-		if left := r.budget.Add(-n); left < 0 {
-			n += left
-			if n <= 0 {
-				return
-			}
-		}
-		ps = ps[:0]
-		ts := time.Now().UnixNano()
-		for range n {
-			ch := (j + int(seq)) % cfg.Channels
-			log.Sent(seq, ch)
-			ps = append(ps, Payload{Channel: ChannelName(ch), TS: ts, Pub: j, Seq: seq})
-			seq++
-		}
-		id := s.get()
-		c.SetClientID(id)
-		sentAt := time.Now()
-		acked, err := c.Publish(ctx, ps, cfg.Size)
-		if sentAt.After(tl.measStart) && sentAt.Before(tl.measEnd) && err == nil {
-			r.ackHist.Record(time.Since(sentAt))
-		}
-		r.sent.Add(uint64(n))
-		sec := tl.secAt(time.Now())
-		for k, ok := range acked {
-			if ok {
-				log.Acked(ps[k].Seq)
-				r.published.Add(1)
-				sec.published.Add(1)
-				r.expected.Add(r.subCount[(j+int(ps[k].Seq))%cfg.Channels])
-			} else {
-				r.pubErrs.Add(1)
-			}
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			r.errs.add("publish", err)
-			if errors.Is(err, ErrRehandshake) {
-				r.rehand.Add(1)
-				if err := s.rehandshake(ctx, c, id); err == nil {
-					r.handshakes.Add(1)
-				}
-			} else if !errors.Is(err, ErrReconnectNone) {
-				sleepCtx(ctx, 50*time.Millisecond)
-			}
 		}
 	}
 }
@@ -755,6 +681,9 @@ func (r *runner) fill(res *Result, s0, s1 snapshot) {
 	res.PublishedTotal = r.published.Load()
 	res.DeliveredTotal = r.delivered.Load()
 	res.PublishErrors = r.pubErrs.Load()
+	res.Late = r.late.Load()
+	res.LateMaxMS = ms(time.Duration(r.lateMax.Load()))
+	res.Unsent = r.unsent.Load()
 	res.Handshakes = r.handshakes.Load()
 	res.Rehandshakes = r.rehand.Load()
 	res.Connects = r.connects.Load()

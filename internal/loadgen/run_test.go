@@ -23,6 +23,8 @@ type fakeServer struct {
 	// mangle, when set, returns how many copies (0, 1, 2) of a delivery
 	// to queue for a client's k-th subscription.
 	mangle func(client string, data map[string]any) int
+	// ackDelay holds each publish reply back, after the delivery.
+	ackDelay time.Duration
 }
 
 type fakeClient struct {
@@ -107,6 +109,9 @@ func (s *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			s.mu.Unlock()
+			if s.ackDelay > 0 {
+				time.Sleep(s.ackDelay) // a slow server, not synchronisation
+			}
 		}
 		out = append(out, reply)
 	}

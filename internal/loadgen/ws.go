@@ -81,6 +81,7 @@ type wsSock struct {
 
 	mu      sync.Mutex
 	waiters map[string]*wsWait // by message id
+	dead    bool               // the reader ended: no waiter will be answered
 
 	wmu sync.Mutex // one frame written at a time
 }
@@ -92,6 +93,18 @@ type wsWait struct {
 	raw        []byte // copy of the frame holding a handshake reply
 	deliveries int    // deliveries in the frames that carried the replies
 	done       chan struct{}
+	// cb, for an asynchronous request (PublishAsync), is called once
+	// instead of closing done: with nil when every reply came, with the
+	// error when the socket ended first.
+	cb    func(w *wsWait, err error)
+	fired atomic.Bool
+}
+
+// finish calls cb once.
+func (w *wsWait) finish(err error) {
+	if w.fired.CompareAndSwap(false, true) {
+		w.cb(w, err)
+	}
 }
 
 // ClientID returns the clientId of the session the client speaks for.
@@ -185,7 +198,25 @@ func (s *wsSock) read() {
 		buf  bytes.Buffer
 		msgs []Msg
 	)
-	defer close(s.done)
+	defer func() {
+		// Fail the asynchronous requests still waiting; the synchronous
+		// ones see done closed.
+		s.mu.Lock()
+		s.dead = true
+		var async []*wsWait
+		for id, w := range s.waiters {
+			if w.cb != nil && !slices.Contains(async, w) {
+				async = append(async, w)
+			}
+			delete(s.waiters, id)
+		}
+		s.mu.Unlock()
+		err := fmt.Errorf("loadgen: websocket closed: %w", s.err)
+		for _, w := range async {
+			w.finish(err)
+		}
+		close(s.done)
+	}()
 	for {
 		_, rd, err := s.ws.Reader(s.ctx)
 		if err == nil {
@@ -227,6 +258,12 @@ func (s *wsSock) read() {
 // route hands the replies among msgs to the requests waiting for them;
 // frame is the frame they came in, kept for a handshake reply.
 func (s *wsSock) route(msgs []Msg, frame []byte, deliveries int) {
+	var async []*wsWait
+	defer func() {
+		for _, w := range async {
+			w.finish(nil)
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range msgs {
@@ -249,7 +286,11 @@ func (s *wsSock) route(msgs []Msg, frame []byte, deliveries int) {
 		w.deliveries += deliveries
 		deliveries = 0 // count a frame's deliveries once
 		if len(w.got) == w.want {
-			close(w.done)
+			if w.cb != nil {
+				async = append(async, w)
+			} else {
+				close(w.done)
+			}
 		}
 	}
 }
@@ -443,31 +484,72 @@ func (c *WSClient) Disconnect(ctx context.Context) error {
 	return replyErr(&w.got[0], "disconnect")
 }
 
-// Publish sends the payloads in one frame, as Client.Publish does, and
-// waits for the reply to every one of them: acked[k] tells whether the
-// server acknowledged ps[k] as successful.
-func (c *WSClient) Publish(ctx context.Context, ps []Payload, size int) (acked []bool, err error) {
+// PublishAsync sends the payloads in one frame, as Publish does, without
+// waiting for the replies: done is called exactly once, on the socket's
+// reader goroutine when the replies to all of them came (acked[k] tells
+// whether the server acknowledged ps[k]; err is the first refusal), or
+// with the error when the frame could not be written or the socket ended
+// before (possibly before PublishAsync returns). Publishes are pipelined
+// on the socket in the order of the calls. There is no timeout: a reply
+// that never comes holds its request until the socket ends.
+func (c *WSClient) PublishAsync(ctx context.Context, ps []Payload, size int, done func(acked []bool, err error)) {
 	ids := make([]string, len(ps))
 	for i := range ids {
 		ids[i] = c.newID()
 	}
-	acked = make([]bool, len(ps))
-	w, err := c.roundTrip(ctx, ids, 30*time.Second, func(b []byte) []byte {
-		b = append(b, '[')
-		for i, p := range ps {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = c.appendHead(b, p.Channel, ids[i])
-			b = append(b, `,"data":`...)
-			b = AppendData(b, p.TS, p.Pub, p.Seq, size)
-			b = append(b, '}')
+	w := &wsWait{want: len(ids), cb: func(w *wsWait, err error) {
+		acked := make([]bool, len(ps))
+		if err != nil {
+			done(acked, err)
+			return
 		}
-		return append(b, ']')
-	})
+		done(acked, publishReplies(w, ids, acked))
+	}}
+	s, err := c.socket(ctx)
 	if err != nil {
-		return acked, err
+		w.finish(err)
+		return
 	}
+	s.mu.Lock()
+	if s.dead {
+		s.mu.Unlock()
+		w.finish(fmt.Errorf("loadgen: websocket closed: %w", s.err))
+		return
+	}
+	for _, id := range ids {
+		s.waiters[id] = w
+	}
+	s.mu.Unlock()
+	bp := bufPool.Get().(*[]byte)
+	*bp = c.appendPublish((*bp)[:0], ps, ids, size)
+	s.wmu.Lock()
+	err = s.ws.Write(ctx, websocket.MessageText, *bp)
+	s.wmu.Unlock()
+	bufPool.Put(bp)
+	if err != nil {
+		s.forget(ids)
+		w.finish(fmt.Errorf("loadgen: websocket write: %w", err))
+	}
+}
+
+// appendPublish appends the frame publishing ps with the given ids.
+func (c *WSClient) appendPublish(b []byte, ps []Payload, ids []string, size int) []byte {
+	b = append(b, '[')
+	for i := range ps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = c.appendHead(b, ps[i].Channel, ids[i])
+		b = append(b, `,"data":`...)
+		b = AppendPayload(b, &ps[i], size)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// publishReplies sets acked from the replies in w and returns the first
+// refusal.
+func publishReplies(w *wsWait, ids []string, acked []bool) error {
 	var firstErr error
 	for i := range w.got {
 		m := &w.got[i]
@@ -481,5 +563,23 @@ func (c *WSClient) Publish(ctx context.Context, ps []Payload, size int) (acked [
 			firstErr = replyErr(m, "publish")
 		}
 	}
-	return acked, firstErr
+	return firstErr
+}
+
+// Publish sends the payloads in one frame, as Client.Publish does, and
+// waits for the reply to every one of them: acked[k] tells whether the
+// server acknowledged ps[k] as successful.
+func (c *WSClient) Publish(ctx context.Context, ps []Payload, size int) (acked []bool, err error) {
+	ids := make([]string, len(ps))
+	for i := range ids {
+		ids[i] = c.newID()
+	}
+	acked = make([]bool, len(ps))
+	w, err := c.roundTrip(ctx, ids, 30*time.Second, func(b []byte) []byte {
+		return c.appendPublish(b, ps, ids, size)
+	})
+	if err != nil {
+		return acked, err
+	}
+	return acked, publishReplies(w, ids, acked)
 }
