@@ -60,6 +60,7 @@ func run() error {
 		transport   = fs.String("transport", loadgen.TransportLongPolling, "Bayeux connection type: "+loadgen.TransportLongPolling+" or "+loadgen.TransportWebSocket+" (one socket per client, on the same --url)")
 		subscribers = fs.Int("subscribers", 0, "long-poll subscribers (idle: clients held; churn: workers)")
 		publishers  = fs.Int("publishers", 0, "publishing clients")
+		pubsSub     = fs.Bool("publishers-subscribe", false, "the publishers are the first --publishers subscribers, each publishing over its own rooms, as in CometD's chat benchmark (the chat preset's default; --publishers-subscribe=false for separate publishing clients)")
 		rate        = fs.Float64("rate", 0, "messages published per second in total; 0 = as fast as acks allow (closed loop)")
 		channels    = fs.Int("channels", 0, "number of channels /bench/0..N-1")
 		subsPer     = fs.Int("subs-per-client", 0, "channels each subscriber subscribes to")
@@ -106,6 +107,9 @@ func run() error {
 	}
 	if set["publishers"] {
 		cfg.Publishers = *publishers
+	}
+	if set["publishers-subscribe"] {
+		cfg.PublishersSubscribe = *pubsSub
 	}
 	if set["rate"] {
 		cfg.Rate = *rate

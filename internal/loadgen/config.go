@@ -97,6 +97,13 @@ type Config struct {
 	Subscribers int `json:"subscribers"`
 	// Publishers is the number of publishing clients.
 	Publishers int `json:"publishers"`
+	// PublishersSubscribe makes the publishers the first Publishers
+	// subscribers, as in CometD's chat benchmark, instead of clients of
+	// their own: publisher j publishes from subscriber j's session (over
+	// WebSocket on its socket), cycling over the channels it is
+	// subscribed to, and gets its own messages back as every member of
+	// those channels does.
+	PublishersSubscribe bool `json:"publishers_subscribe"`
 	// Rate is the total number of messages published per second, 0 for
 	// as fast as acknowledgements allow.
 	Rate float64 `json:"rate"`
@@ -104,7 +111,10 @@ type Config struct {
 	Channels int `json:"channels"`
 	// SubsPerClient is how many channels each subscriber subscribes to.
 	SubsPerClient int `json:"subs_per_client"`
-	// Size is the approximate size in bytes of each message's data.
+	// Size is the size in bytes of each message's whole data object, its
+	// ts, pub and seq fields included (AppendData pads it to exactly
+	// Size when that leaves room for the padding; below about 60 bytes
+	// it is the fields alone, about 45 to 50 bytes).
 	Size int `json:"size"`
 	// Batch is the number of messages per publish request.
 	Batch int `json:"batch"`
@@ -167,7 +177,8 @@ var presets = map[string]Config{
 	"fanout":  {Kind: KindPubSub, Subscribers: 1000, Publishers: 50, Rate: 1000, Channels: 1, SubsPerClient: 1},
 	"fanout-latency": {Kind: KindPubSub, Subscribers: 1000, Publishers: 20, Rate: 200,
 		Channels: 1, SubsPerClient: 1},
-	"chat":  {Kind: KindPubSub, Subscribers: 1000, Publishers: 100, Rate: 1000, Channels: 100, SubsPerClient: 10},
+	"chat": {Kind: KindPubSub, Subscribers: 1000, Publishers: 100, Rate: 1000, Channels: 100, SubsPerClient: 10,
+		Size: 50, PublishersSubscribe: true},
 	"idle":  {Kind: KindIdle, Subscribers: 10000, Channels: 1, SubsPerClient: 1},
 	"churn": {Kind: KindChurn, Subscribers: 32, Channels: 1, SubsPerClient: 1},
 	"replay": {Kind: KindReplay, Subscribers: 100, Publishers: 10, Rate: 1000, Channels: 1, SubsPerClient: 1,
@@ -184,15 +195,16 @@ func Scenarios() []string {
 	return n
 }
 
-// Preset returns the defaults of a named scenario. Each publisher waits
-// for the acknowledgement of a request before sending the next (so that
-// its sequence numbers stay ordered), which is why the rated scenarios
-// spread their rate over many publishers:
+// Preset returns the defaults of a named scenario. The rated scenarios
+// run an open loop (Config.Loop); publish, at rate 0, a closed one. Data
+// is 100 bytes unless said otherwise:
 //
 //	publish        64 publishers, 1 message per request, no subscribers, as fast as acks allow
 //	fanout         1000 subscribers on one channel, 50 publishers, 1000 msg/s in total
 //	fanout-latency 1000 subscribers on one channel, 20 publishers, 200 msg/s in total
-//	chat           1000 subscribers in 10 of 100 rooms each, 100 publishers, 10 msg/s per room
+//	chat           CometD's published benchmark: 1000 clients in 10 of 100 rooms each,
+//	               10 msg/s per room (1000 msg/s in total), 50-byte data; the first
+//	               100 clients publish (10 msg/s each, over their own rooms)
 //	idle           10000 long-polls held idle
 //	churn          32 workers looping handshake, subscribe, disconnect
 //	replay         100 subscribers on one channel with history, 10 publishers, 1000 msg/s in total;
@@ -204,7 +216,9 @@ func Preset(name string) (Config, error) {
 		return Config{}, fmt.Errorf("unknown scenario %q (have %s)", name, strings.Join(Scenarios(), ", "))
 	}
 	c.Scenario = name
-	c.Size = 100
+	if c.Size == 0 {
+		c.Size = 100
+	}
 	c.Batch = 1
 	c.Duration = 30 * time.Second
 	c.Warmup = 5 * time.Second
@@ -276,6 +290,12 @@ func (c *Config) Validate() error {
 	}
 	if (c.Kind == KindPubSub || c.Kind == KindReplay) && c.Publishers == 0 {
 		return fmt.Errorf("scenario needs at least one publisher")
+	}
+	if c.PublishersSubscribe && c.Kind == KindPubSub && c.Publishers > c.Subscribers {
+		return fmt.Errorf("publishers that subscribe: %d publishers but only %d subscribers", c.Publishers, c.Subscribers)
+	}
+	if c.Kind != KindPubSub {
+		c.PublishersSubscribe = false
 	}
 	if c.Kind == KindReplay {
 		switch {

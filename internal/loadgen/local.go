@@ -120,13 +120,23 @@ func (r *runner) runLocal(ctx context.Context) (*Result, error) {
 	logs := make([]*PubLog, cfg.Publishers)
 	pubs := make([]LocalClient, cfg.Publishers)
 	for j := range cfg.Publishers {
+		logs[j] = &PubLog{}
+		if cfg.PublishersSubscribe {
+			continue // subscriber j publishes
+		}
 		c, err := hub.NewClient()
 		if err != nil {
 			disconnect()
 			return nil, fmt.Errorf("--local publisher: %w", err)
 		}
 		r.handshakes.Add(1)
-		pubs[j], logs[j] = c, &PubLog{}
+		pubs[j] = c
+	}
+	if cfg.PublishersSubscribe {
+		r.pubChans = make([][]int, cfg.Publishers)
+		for j := range cfg.Publishers {
+			r.pubChans[j] = cfg.SubscriberChannels(j)
+		}
 	}
 
 	tl := r.setTimes(cfg.Warmup)
@@ -138,7 +148,11 @@ func (r *runner) runLocal(ctx context.Context) (*Result, error) {
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
-			r.localPublisher(ctx, tl, j, pubs[j], logs[j])
+			c := pubs[j]
+			if c == nil {
+				c = subs[j]
+			}
+			r.localPublisher(ctx, tl, j, c, logs[j])
 		}()
 	}
 	go func() { pwg.Wait(); close(pubsDone) }()
@@ -173,7 +187,9 @@ func (r *runner) runLocal(ctx context.Context) (*Result, error) {
 	// last deliveries before the accounting below.
 	disconnect()
 	for _, c := range pubs {
-		c.Disconnect()
+		if c != nil {
+			c.Disconnect()
+		}
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
@@ -220,6 +236,9 @@ func (r *runner) localPublisher(ctx context.Context, tl *timeline, j int, c Loca
 			next = next.Add(interval)
 		}
 		ch := (j + int(seq)) % cfg.Channels
+		if r.pubChans != nil {
+			ch = r.pubChans[j][seq%uint64(len(r.pubChans[j]))]
+		}
 		log.Sent(seq, ch)
 		// Publishing here is fire and forget: the open loop only stamps
 		// the messages with their scheduled time and does not skip ahead

@@ -78,6 +78,10 @@ func (r *runner) payloads(ps []Payload, j int, seq uint64, n int, ts int64, log 
 	ps = ps[:0]
 	for range n {
 		ch := (j + int(seq)) % r.cfg.Channels
+		if r.pubChans != nil {
+			cs := r.pubChans[j]
+			ch = cs[seq%uint64(len(cs))]
+		}
 		log.Sent(seq, ch)
 		ps = append(ps, Payload{Channel: ChannelName(ch), TS: ts, Pub: j, Seq: seq, ch: ch})
 		seq++
@@ -164,7 +168,7 @@ func (r *runner) closedPublisher(ctx context.Context, j int, c conn, s *session,
 		ps = r.payloads(ps, j, seq, n, sentAt.UnixNano(), log)
 		seq += uint64(n)
 		id := s.get()
-		c.SetClientID(id)
+		s.use(c)
 		acked, err := c.Publish(ctx, ps, cfg.Size)
 		r.settle(tl, log, ps, acked, err, sentAt)
 		if err != nil {
@@ -172,7 +176,7 @@ func (r *runner) closedPublisher(ctx context.Context, j int, c conn, s *session,
 				return
 			}
 			r.errs.add("publish", err)
-			if errors.Is(err, ErrRehandshake) {
+			if errors.Is(err, ErrRehandshake) && !s.follow {
 				r.rehand.Add(1)
 				if err := s.rehandshake(ctx, c, id); err == nil {
 					r.handshakes.Add(1)
@@ -289,7 +293,7 @@ func (r *runner) pipelinePublisher(ctx context.Context, j int, c conn, ac asyncC
 		r.noteLate(tl, sched, now, n)
 		ps := r.payloads(make([]Payload, 0, n), j, seq, n, sched.UnixNano(), log)
 		seq += uint64(n)
-		c.SetClientID(s.get())
+		s.use(c)
 		ac.PublishAsync(ctx, ps, cfg.Size, func(acked []bool, err error) {
 			r.settle(tl, log, ps, acked, err, now)
 			if err != nil && ctx.Err() == nil {
@@ -350,7 +354,7 @@ func (r *runner) poolPublisher(ctx context.Context, j int, s *session, log *PubL
 				for k := range ps {
 					ps[k].Window = ps[k].Seq - min(prefix, ps[k].Seq)
 				}
-				c.SetClientID(s.get())
+				s.use(c)
 				acked, err := c.Publish(ctx, ps, cfg.Size)
 				r.settle(tl, log, ps, acked, err, now)
 				if err != nil && ctx.Err() == nil {

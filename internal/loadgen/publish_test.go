@@ -187,3 +187,65 @@ func TestLoopValidate(t *testing.T) {
 		t.Error("unknown loop accepted")
 	}
 }
+
+func TestChatPreset(t *testing.T) {
+	t.Parallel()
+	c, err := Preset("chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subscribers != 1000 || c.Channels != 100 || c.SubsPerClient != 10 || c.Rate != 1000 || c.Size != 50 || !c.PublishersSubscribe {
+		t.Errorf("chat preset %+v", c)
+	}
+	// 10 publishes per second per room.
+	perRoom := make([]float64, c.Channels)
+	perPub := c.Rate / float64(c.Publishers)
+	for j := range c.Publishers {
+		rooms := c.SubscriberChannels(j)
+		for _, ch := range rooms {
+			perRoom[ch] += perPub / float64(len(rooms))
+		}
+	}
+	for ch, v := range perRoom {
+		if v < 9.99 || v > 10.01 {
+			t.Errorf("room %d gets %.2f msg/s, want 10", ch, v)
+		}
+	}
+	if d := AppendData(nil, time.Now().UnixNano(), 99, 12345, c.Size); len(d) > c.Size || len(d) < c.Size-8 {
+		t.Errorf("chat data is %d bytes, want about %d: %s", len(d), c.Size, d)
+	}
+	if f, err := Preset("fanout"); err != nil || f.Size != 100 || f.PublishersSubscribe {
+		t.Errorf("fanout preset %+v %v", f, err)
+	}
+}
+
+// TestPublishersSubscribe runs a small chat in which the subscribers
+// publish, over both transports against bayeuxhub: every message reaches
+// every member of its room, its publisher included, once and in order.
+func TestPublishersSubscribe(t *testing.T) {
+	t.Parallel()
+	for _, tr := range []string{TransportWebSocket, TransportLongPolling} {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			url := startHub(t, tr)
+			res, err := Run(t.Context(), Config{
+				URL: url, Transport: tr, Kind: KindPubSub, PublishersSubscribe: true,
+				Subscribers: 20, Publishers: 5, Rate: 250, Channels: 10, SubsPerClient: 3, Size: 50, Batch: 1,
+				Duration: 60 * time.Second, Drain: 5 * time.Second, MaxMessages: 150,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.PublishedTotal != 150 || res.Expected == 0 || res.DeliveredTotal != res.Expected {
+				t.Errorf("published %d, expected %d, delivered %d", res.PublishedTotal, res.Expected, res.DeliveredTotal)
+			}
+			if res.Lost != 0 || res.Duplicated != 0 || res.OutOfOrder != 0 || res.Stray != 0 || res.Errors != 0 {
+				t.Errorf("lost %d dup %d ooo %d stray %d errors %d %v", res.Lost, res.Duplicated, res.OutOfOrder, res.Stray, res.Errors, res.FirstErrors)
+			}
+			// Only the subscribers handshook: no client of a publisher's own.
+			if res.Handshakes != 20 {
+				t.Errorf("handshakes %d, want the 20 subscribers'", res.Handshakes)
+			}
+		})
+	}
+}

@@ -167,6 +167,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 		c.Subscribers, c.Publishers, rateStr(c.Rate), c.Channels, c.SubsPerClient, c.Size, c.Batch, cmp.Or(c.Loop, LoopClosed)))
 	row("window", fmt.Sprintf("%.1fs measured after %s warmup (setup %.1fs, drain %.1fs)",
 		r.WindowSeconds, c.Warmup, r.SetupSeconds, r.DrainSeconds))
+	if c.PublishersSubscribe {
+		row("publishers", fmt.Sprintf("the first %d subscribers publish, each over its own channels", c.Publishers))
+	}
 	cpu := fmt.Sprintf("gen cpu %.0f%%", r.GenCPU)
 	if c.InProc {
 		cpu += " (includes the in-process server)"

@@ -43,11 +43,29 @@ type second struct {
 }
 
 // session is a Bayeux client id shared by a publisher and its connect
-// loop; whoever sees an unknown-client error handshakes again.
+// loop; whoever sees an unknown-client error handshakes again. With
+// Config.PublishersSubscribe it is a subscriber's session (follow): the
+// subscriber's setup stores its id and its connect loop handshakes again,
+// the publisher only follows.
 type session struct {
 	mu sync.Mutex
 	id atomic.Pointer[string]
+	// follow: the session belongs to subscriber self, whose client
+	// carries its id itself.
+	follow bool
+	self   conn
 }
+
+// use makes c speak for the session.
+func (s *session) use(c conn) {
+	if s.follow && c == s.self {
+		return // the subscriber's own client knows its id
+	}
+	c.SetClientID(s.get())
+}
+
+// set records the session's id.
+func (s *session) set(id string) { s.id.Store(&id) }
 
 func (s *session) get() string {
 	if p := s.id.Load(); p != nil {
@@ -59,6 +77,9 @@ func (s *session) get() string {
 // rehandshake replaces the session id unless someone already did since
 // stale was read.
 func (s *session) rehandshake(ctx context.Context, c conn, stale string) error {
+	if s.follow {
+		return errors.New("loadgen: the subscriber's connect loop owns the session")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.get() != stale {
@@ -117,6 +138,7 @@ type runner struct {
 	errs       errLog
 
 	subCount []uint64 // subscribers per channel
+	pubChans [][]int  // channels each publisher cycles over; nil: all
 
 	startN int64         // when the run started, Unix ns
 	clock  chan struct{} // closed when the run's clock starts (setTimes)
@@ -135,6 +157,10 @@ type runner struct {
 
 	idsMu sync.Mutex
 	ids   []string // final client ids, for disconnecting
+
+	// shared[i] is subscriber i's session when publishers are
+	// subscribers (Config.PublishersSubscribe), for i < Publishers.
+	shared []*session
 }
 
 // Run executes one load run described by cfg and returns its result.
@@ -279,9 +305,16 @@ func (r *runner) subscriber(ctx context.Context, i int, sem chan struct{}, ready
 	// Close waits for a WebSocket's reader, the tracker's only writer,
 	// so tr is complete once the subscriber has returned.
 	defer c.Close()
+	var sess *session
+	if i < len(r.shared) {
+		sess = &session{follow: true, self: c}
+	}
 	setup := func() error {
 		if err := r.handshake(ctx, c); err != nil {
 			return err
+		}
+		if sess != nil {
+			sess.set(c.ClientID())
 		}
 		return c.Subscribe(ctx, names)
 	}
@@ -297,6 +330,9 @@ func (r *runner) subscriber(ctx context.Context, i int, sem chan struct{}, ready
 	if err != nil {
 		ready(nil, err)
 		return
+	}
+	if sess != nil {
+		r.shared[i] = sess
 	}
 	ready(tr, nil)
 	defer func() { r.keepID(c.ClientID()) }()
@@ -475,6 +511,13 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 		}
 	}
 
+	if cfg.PublishersSubscribe {
+		r.shared = make([]*session, cfg.Publishers)
+		r.pubChans = make([][]int, cfg.Publishers)
+		for j := range cfg.Publishers {
+			r.pubChans[j] = cfg.SubscriberChannels(j)
+		}
+	}
 	subCtx, stopSubs := context.WithCancel(ctx)
 	defer stopSubs()
 	trackers := make([]*SubTracker, cfg.Subscribers)
@@ -535,6 +578,19 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 	}()
 	sessions := make([]*session, cfg.Publishers)
 	for j := range cfg.Publishers {
+		if cfg.PublishersSubscribe {
+			// Subscriber j publishes: over WebSocket on its own socket,
+			// over long-polling with clients of its own sharing the
+			// subscriber's session.
+			sessions[j], logs[j] = r.shared[j], &PubLog{}
+			if sessions[j] == nil {
+				continue // its setup failed: it does not publish
+			}
+			if cfg.Transport == TransportLongPolling {
+				clients[j] = r.newConn(nil)
+			}
+			continue
+		}
 		c := r.newConn(nil)
 		var err error
 		for range 3 {
@@ -554,6 +610,9 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 	}
 	var connWG sync.WaitGroup
 	for j := range cfg.Publishers {
+		if cfg.PublishersSubscribe {
+			break // the subscribers' connect loops keep the sessions
+		}
 		connWG.Add(1)
 		go func() {
 			defer connWG.Done()
@@ -576,7 +635,17 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 	pubsDone := make(chan struct{})
 	for j := range cfg.Publishers {
 		pubWG.Add(1)
-		go func() { defer pubWG.Done(); r.publisher(pubCtx, j, clients[j], sessions[j], logs[j]) }()
+		go func() {
+			defer pubWG.Done()
+			s, c := sessions[j], clients[j]
+			if s == nil {
+				return
+			}
+			if c == nil {
+				c = s.self
+			}
+			r.publisher(pubCtx, j, c, s, logs[j])
+		}()
 	}
 	go func() { pubWG.Wait(); close(pubsDone) }()
 
@@ -619,7 +688,9 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 	subsWG.Wait()
 	connWG.Wait()
 	for _, s := range sessions {
-		r.keepID(s.get())
+		if s != nil && !s.follow {
+			r.keepID(s.get())
+		}
 	}
 	r.disconnectAll()
 
