@@ -69,10 +69,25 @@ type remoteBatch struct {
 	browser string              // BAYEUX_BROWSER id of the request, or ""
 	header  http.Header         // the request's headers, for hooks
 	push    func([][]byte) bool // the pushing transport of the request, or nil
-	result  chan *batchResult   // buffered(1)
+	result  chan *batchResult   // buffered(1); nil when notify is set
+	// notify, when set, takes the answer instead of result, on the
+	// session's goroutine (Hub.SubmitFunc); it must not block. It returns
+	// false when the request went away, and the session keeps the
+	// deliveries.
+	notify func(*batchResult) bool
 	// abandoned is set by the session when the request went away; read and
 	// written on the session's goroutine only.
 	abandoned bool
+}
+
+// answer hands the session's answer to whoever waits for it; false when
+// nobody does any more.
+func (b *remoteBatch) answer(res *batchResult) bool {
+	if b.notify != nil {
+		return b.notify(res)
+	}
+	b.result <- res
+	return true
 }
 
 // batchResult is a session's answer to a remoteBatch: replies in message

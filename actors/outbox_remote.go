@@ -241,7 +241,21 @@ func (o *remoteOutbox) send(j *batchJob, deliveries [][]byte, resend bool) {
 	if j.connect != nil {
 		res.tail = [][]byte{j.connect.AppendJSON(make([]byte, 0, 160))}
 	}
-	j.b.result <- res
+	if !j.b.answer(res) {
+		o.requeue(res.deliveries)
+	}
+}
+
+// requeue puts back at the head of the queue the deliveries of an answer
+// nobody took (its request went away); with the ack extension they are
+// still in unacked, to be sent again.
+func (o *remoteOutbox) requeue(deliveries [][]byte) {
+	if len(deliveries) == 0 || o.s.ref.ack {
+		return
+	}
+	o.queue = append(deliveries, o.queue...)
+	o.s.hub.stats.queued.Add(int64(len(deliveries)))
+	o.addBytes(sizeOf(deliveries))
 }
 
 // sendBatch moves fresh messages to unacked under a new batch number and
@@ -305,13 +319,12 @@ func (o *remoteOutbox) abandon(b *remoteBatch) {
 		o.unhold()
 		return
 	}
+	if b.result == nil {
+		return // answered through notify: the transport has it
+	}
 	select {
 	case res := <-b.result:
-		if len(res.deliveries) > 0 && !o.s.ref.ack {
-			o.queue = append(res.deliveries, o.queue...)
-			o.s.hub.stats.queued.Add(int64(len(res.deliveries)))
-			o.addBytes(sizeOf(res.deliveries))
-		}
+		o.requeue(res.deliveries)
 	default:
 	}
 }

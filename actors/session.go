@@ -112,7 +112,7 @@ func (s *session) Receive(ctx actor.Context) {
 		s.rem.flush()
 	case *remoteBatch:
 		if s.rem == nil { // submitBatch sends none to a local client
-			msg.result <- &batchResult{replies: failAll(msg.msgs, protocol.ErrUnknownClient(s.ref.id))}
+			msg.answer(&batchResult{replies: failAll(msg.msgs, protocol.ErrUnknownClient(s.ref.id))})
 			return
 		}
 		if !s.ref.ack {

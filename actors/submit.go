@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"net/http"
+	"sync"
 
 	"github.com/bayeuxhub/bayeuxhub/protocol"
 )
@@ -60,19 +61,10 @@ type Pending func(ctx context.Context) [][]byte
 // awaited on other goroutines, as a WebSocket transport needs (it reads the
 // next frame while a /meta/connect is held).
 func (h *Hub) Submit(req RemoteRequest) Pending {
-	msgs := req.Messages
-	if max := h.opts.MaxBatch; max > 0 && len(msgs) > max {
-		out := failAll(msgs[:1], protocol.ErrTooManyMessages(max))
+	if out, ok := h.submitAlone(&req); ok {
 		return func(context.Context) [][]byte { return out }
 	}
-	// A handshake is handled alone: other messages in its request are
-	// ignored, as the spec requires.
-	for _, m := range msgs {
-		if m.Invalid == nil && m.Channel == protocol.MetaHandshake {
-			out := [][]byte{h.handshake(m, &req)}
-			return func(context.Context) [][]byte { return out }
-		}
-	}
+	msgs := req.Messages
 	var steps []*step
 	for i := 0; i < len(msgs); {
 		m := msgs[i]
@@ -104,6 +96,129 @@ func (h *Hub) Submit(req RemoteRequest) Pending {
 		}
 		return out
 	}
+}
+
+// submitAlone answers a request that needs no session: one of more than
+// MaxBatch messages, or a handshake.
+func (h *Hub) submitAlone(req *RemoteRequest) ([][]byte, bool) {
+	msgs := req.Messages
+	if max := h.opts.MaxBatch; max > 0 && len(msgs) > max {
+		return failAll(msgs[:1], protocol.ErrTooManyMessages(max)), true
+	}
+	// A handshake is handled alone: other messages in its request are
+	// ignored, as the spec requires.
+	for _, m := range msgs {
+		if m.Invalid == nil && m.Channel == protocol.MetaHandshake {
+			return [][]byte{h.handshake(m, req)}, true
+		}
+	}
+	return nil, false
+}
+
+// SubmitFunc is Submit with a callback instead of a Pending: done gets the
+// replies, as Pending would return them, exactly once, or nil when ctx
+// ends first (the request went away; messages that were about to be sent
+// on it stay queued). done is called on the caller's goroutine when the
+// replies are ready at once, else on a goroutine of the hub's (the
+// session's): it must not block. A transport holding many idle
+// connections uses it rather than a goroutine waiting on each held
+// /meta/connect. Requests keep their order as with Submit.
+func (h *Hub) SubmitFunc(ctx context.Context, req RemoteRequest, done func([][]byte)) {
+	if out, ok := h.submitAlone(&req); ok {
+		done(out)
+		return
+	}
+	msgs := req.Messages
+	id := oneClient(msgs)
+	if id == "" {
+		// Messages of several clients, or of none: rare enough to be
+		// waited for on a goroutine.
+		pending := h.Submit(req)
+		go func() { done(pending(ctx)) }()
+		return
+	}
+	ref := h.lookupSession(id)
+	if ref == nil || ref.local {
+		done(failAll(msgs, protocol.ErrUnknownClient(id)))
+		return
+	}
+	if ctx.Err() != nil {
+		done(nil)
+		return
+	}
+	cb := &submitCall{done: done}
+	b := &remoteBatch{msgs: msgs, browser: req.BrowserID, header: req.Header, push: req.Push}
+	b.notify = func(res *batchResult) bool {
+		if ctx.Err() != nil {
+			cb.finish(nil)
+			return false
+		}
+		cb.finish(res.parts())
+		return true
+	}
+	// The session answers a held connect at its poll timeout; if it ends
+	// first, or the request goes away, these answer instead.
+	cb.after(ref.gone, func() { cb.finish(failAll(msgs, protocol.ErrUnknownClient(id))) })
+	cb.after(ctx, func() {
+		if cb.finish(nil) {
+			h.root.Send(ref.pid, abandon{b: b})
+		}
+	})
+	h.root.Send(ref.pid, b)
+}
+
+// oneClient returns the client id all of msgs carry, or "" when they do
+// not all carry the same one.
+func oneClient(msgs []*protocol.Message) string {
+	if len(msgs) == 0 || msgs[0].ClientID == "" {
+		return ""
+	}
+	for _, m := range msgs[1:] {
+		if m.ClientID != msgs[0].ClientID {
+			return ""
+		}
+	}
+	return msgs[0].ClientID
+}
+
+// submitCall completes a SubmitFunc once, from whichever of the session's
+// answer, the session's end and the request's end comes first.
+type submitCall struct {
+	mu    sync.Mutex
+	fired bool
+	stops []func() bool // the context.AfterFunc registrations to undo
+	done  func([][]byte)
+}
+
+// finish calls done with parts unless it has been called; it reports
+// whether it did.
+func (cb *submitCall) finish(parts [][]byte) bool {
+	cb.mu.Lock()
+	if cb.fired {
+		cb.mu.Unlock()
+		return false
+	}
+	cb.fired = true
+	stops := cb.stops
+	cb.stops = nil
+	cb.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
+	cb.done(parts)
+	return true
+}
+
+// after runs f when ctx ends, unless finish has been called by then.
+func (cb *submitCall) after(ctx context.Context, f func()) {
+	stop := context.AfterFunc(ctx, f)
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	if cb.fired {
+		stop()
+		return
+	}
+	cb.stops = append(cb.stops, stop)
 }
 
 // step is one part of a submitted request: replies ready at once, or a

@@ -1,8 +1,8 @@
 package actors
 
 import (
+	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,10 +36,12 @@ type sessionRef struct {
 	counted countState
 	spawned bool // its pid is set; under Hub.ipMu
 
-	// done is closed by the supervisor when the session actor has stopped,
-	// for whatever reason; anyone waiting on the session gives up then.
-	done     chan struct{}
-	doneOnce sync.Once
+	// gone ends when the supervisor has seen the session actor stop, for
+	// whatever reason; done is its Done channel: anyone waiting on the
+	// session gives up then.
+	gone context.Context
+	done <-chan struct{}
+	end  context.CancelFunc
 
 	// idleSince is the UnixNano time since which the client has had no
 	// /meta/connect outstanding, or 0 while one is held (or for local
@@ -49,14 +51,15 @@ type sessionRef struct {
 }
 
 func newSessionRef(id string, local bool, ip string) *sessionRef {
-	r := &sessionRef{id: id, local: local, ip: ip, done: make(chan struct{}), since: time.Now()}
+	gone, end := context.WithCancel(context.Background())
+	r := &sessionRef{id: id, local: local, ip: ip, gone: gone, done: gone.Done(), end: end, since: time.Now()}
 	if !local {
 		r.idleSince.Store(time.Now().UnixNano())
 	}
 	return r
 }
 
-func (r *sessionRef) close() { r.doneOnce.Do(func() { close(r.done) }) }
+func (r *sessionRef) close() { r.end() }
 
 // supervisor is the parent of every session actor. It spawns them, expires
 // idle ones and cleans up after any that end.

@@ -8,10 +8,14 @@
 //
 // The WebSocket transport serves "websocket" on the same path: an upgrade
 // request to it (WebSocket.Wrap puts it in front of long-polling) becomes a
-// socket whose text frames carry Bayeux messages. It hands them to the hub
-// through Hub.Submit like long-polling does, so a client may switch between
-// the two with the same clientId; deliveries are pushed as soon as they are
-// queued, through a bounded write queue per connection.
+// socket whose text frames carry Bayeux messages (gorilla/websocket). It
+// hands them to the hub through Hub.SubmitFunc, the callback form of
+// Hub.Submit that long-polling uses, so a client may switch between the two
+// with the same clientId; deliveries are pushed as soon as they are queued,
+// through a bounded write queue per connection. An idle connection holds
+// one goroutine (its reader) and a 1 KiB read buffer: the writer runs
+// while there is output, write buffers are pooled, pings come from a timer
+// and held connects are answered through the callback (wsconn.go).
 //
 // Attach is the way to wire them: it builds the transports a Config
 // enables, mounts them on a gorilla/mux router at one path and below it,

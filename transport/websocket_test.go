@@ -236,7 +236,7 @@ func TestWebSocketFramesCappedAtMaxBody(t *testing.T) {
 }
 
 func TestWebSocketPushQueueBound(t *testing.T) {
-	c := &wsConn{t: &WebSocket{opts: WebSocketOptions{MaxWriteQueue: 2}}, wake: make(chan struct{}, 1)}
+	c := &wsConn{t: &WebSocket{opts: WebSocketOptions{MaxWriteQueue: 2}}}
 	msg := []byte(`{"channel":"/a","data":1}`)
 	for i := range 2 {
 		if !c.push([][]byte{msg}) {
@@ -254,11 +254,11 @@ func TestWebSocketPushQueueBound(t *testing.T) {
 	if c.push([][]byte{msg}) {
 		t.Fatal("push accepted before the backlog was sent")
 	}
-	c.reply([][]byte{[]byte(`{"channel":"/meta/subscribe","successful":true}`)}, false)
+	c.reply([][]byte{[]byte(`{"channel":"/meta/subscribe","successful":true}`)})
 	if c.push([][]byte{msg}) {
 		t.Fatal("push accepted after a reply without the backlog")
 	}
-	c.reply([][]byte{msg, []byte(`{"channel":"/meta/connect","successful":true}`)}, false)
+	c.reply([][]byte{msg, []byte(`{"channel":"/meta/connect","successful":true}`)})
 	if !c.push([][]byte{msg}) {
 		t.Fatal("push refused after the backlog was sent")
 	}

@@ -385,7 +385,7 @@ func TestWebSocketSlowReaderGetsEverything(t *testing.T) {
 
 func TestWebSocketPushRefusedAtPendingBytes(t *testing.T) {
 	t.Parallel()
-	c := &wsConn{t: &WebSocket{opts: WebSocketOptions{MaxWriteQueue: 100, MaxPendingBytes: 100}}, wake: make(chan struct{}, 1)}
+	c := &wsConn{t: &WebSocket{opts: WebSocketOptions{MaxWriteQueue: 100, MaxPendingBytes: 100}}}
 	msg := []byte(`{"channel":"/a","data":"` + strings.Repeat("x", 40) + `"}`) // 55 bytes
 	for i := range 2 {
 		if !c.push([][]byte{msg}) {
@@ -397,7 +397,7 @@ func TestWebSocketPushRefusedAtPendingBytes(t *testing.T) {
 	}
 	// Replies are queued whatever is held: the reader reads no more.
 	connect := []byte(`{"channel":"/meta/connect","successful":true}`)
-	c.reply([][]byte{msg, connect}, false)
+	c.reply([][]byte{msg, connect})
 	if st := c.state(); st.pending != int64(3*len(msg)+len(connect)) || st.peak != st.pending {
 		t.Fatalf("pending %d, peak %d", st.pending, st.peak)
 	}
