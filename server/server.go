@@ -84,6 +84,9 @@ type Config struct {
 	// client's fallback); a request over a disabled one gets a Bayeux 400
 	// error.
 	Transports []string
+	// WSCompression offers permessage-deflate on WebSocket connections
+	// (transport.WebSocketOptions.Compression); off by default.
+	WSCompression bool
 	// NATS lists NATS server URLs; when set (and Hub.Broker is not), the
 	// hub joins the other hubs on them through a broker.NATS.
 	NATS []string
@@ -222,7 +225,7 @@ func New(cfg Config) (*Server, error) {
 		Types:          cfg.Transports,
 		AllowedOrigins: cfg.AllowedOrigins,
 		LongPolling:    transport.Options{MaxBody: cfg.MaxBody, Logger: &log},
-		WebSocket:      transport.WebSocketOptions{MaxBody: cfg.MaxBody, Logger: &log},
+		WebSocket:      transport.WebSocketOptions{MaxBody: cfg.MaxBody, Compression: cfg.WSCompression, Logger: &log},
 	})
 	if err == nil && len(cfg.Hub.ConnectionTypes) > 0 {
 		err = hub.SetConnectionTypes(cfg.Hub.ConnectionTypes) // offered regardless of what is served

@@ -414,3 +414,54 @@ func TestCheckTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestWebSocketCompression: with Compression, a client that asks for
+// permessage-deflate gets it (without context takeover: nothing is kept
+// per connection between frames) and its deliveries arrive intact; without
+// it, or for a client that does not ask, frames go uncompressed.
+func TestWebSocketCompression(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		server, client bool
+		want           string
+	}{
+		{true, true, "permessage-deflate"},
+		{true, false, ""},
+		{false, true, ""},
+	} {
+		s := wsStart(t, actors.Options{}, WebSocketOptions{Compression: tc.server})
+		mode := websocket.CompressionDisabled
+		if tc.client {
+			mode = websocket.CompressionNoContextTakeover
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		conn, resp, err := websocket.Dial(ctx, s.url(), &websocket.DialOptions{CompressionMode: mode})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadLimit(-1)
+		ext := resp.Header.Get("Sec-WebSocket-Extensions")
+		if !strings.HasPrefix(ext, tc.want) || tc.want == "" && ext != "" {
+			t.Fatalf("server %v, client %v: extensions %q, want %q", tc.server, tc.client, ext, tc.want)
+		}
+		p := &wsPeer{t: t, conn: conn}
+		p.start("/z")
+		text := strings.Repeat("compressible ", 500)
+		if err := s.hub.Publish("/z", map[string]any{"text": text}); err != nil {
+			t.Fatal(err)
+		}
+		for got := false; !got; {
+			_, msgs := p.frame(5 * time.Second)
+			for _, m := range msgs {
+				if m["channel"] == "/z" {
+					if m["data"].(map[string]any)["text"] != text {
+						t.Fatalf("delivery changed: %v", m)
+					}
+					got = true
+				}
+			}
+		}
+		_ = conn.CloseNow()
+	}
+}

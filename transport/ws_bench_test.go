@@ -20,11 +20,17 @@ import (
 // wsBenchServer serves a hub over WebSocket for a benchmark.
 func wsBenchServer(b *testing.B) (*actors.Hub, string) {
 	b.Helper()
+	return wsBenchServerWith(b, WebSocketOptions{})
+}
+
+// wsBenchServerWith is wsBenchServer with WebSocket options.
+func wsBenchServerWith(b *testing.B, opts WebSocketOptions) (*actors.Hub, string) {
+	b.Helper()
 	hub, err := actors.Start(actor.NewActorSystem(), actors.Options{ConnectionTypes: DefaultTypes()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	ws := NewWebSocket(hub, WebSocketOptions{})
+	ws := NewWebSocket(hub, opts)
 	srv := httptest.NewServer(ws.Wrap(NewLongPolling(hub, Options{})))
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

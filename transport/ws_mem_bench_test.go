@@ -25,6 +25,7 @@ import (
 const (
 	wsChildURL     = "BAYEUXHUB_WS_CHILD_URL"
 	wsChildClients = "BAYEUXHUB_WS_CHILD_CLIENTS"
+	wsChildDeflate = "BAYEUXHUB_WS_CHILD_DEFLATE" // "1": ask for permessage-deflate
 )
 
 // TestWSChildClients is not a test: run by wsChild as a child process, it
@@ -79,7 +80,11 @@ func TestWSChildClients(t *testing.T) {
 func wsChildClient(url string, count *atomic.Int64) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, url, nil)
+	opts := &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled}
+	if os.Getenv(wsChildDeflate) == "1" {
+		opts.CompressionMode = websocket.CompressionNoContextTakeover
+	}
+	conn, _, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -138,10 +143,13 @@ type wsChild struct {
 
 // startWSChild starts n clients against url in a child process and
 // waits until they are all subscribed.
-func startWSChild(b *testing.B, url string, n int) *wsChild {
+func startWSChild(b *testing.B, url string, n int, deflate bool) *wsChild {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestWSChildClients$", "-test.count=1")
 	cmd.Env = append(os.Environ(), wsChildURL+"="+url, wsChildClients+"="+strconv.Itoa(n))
+	if deflate {
+		cmd.Env = append(cmd.Env, wsChildDeflate+"=1")
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -197,51 +205,67 @@ func serverMem() (heap, stack uint64) {
 
 // BenchmarkWebSocketIdleMemory: the server's memory per subscribed
 // WebSocket connection with a /meta/connect held (issue 14: at most 24
-// KiB of RSS). It opens 2,000 connections whatever b.N is; the figures are
-// per connection.
+// KiB of RSS), without and with permessage-deflate. It opens 2,000
+// connections whatever b.N is; the figures are per connection.
 func BenchmarkWebSocketIdleMemory(b *testing.B) {
-	const n = 2000
-	_, url := wsBenchServer(b)
-	heap0, stack0 := serverMem()
-	g0 := runtime.NumGoroutine()
-	b.ResetTimer()
-	startWSChild(b, url, n)
-	b.StopTimer()
-	heap1, stack1 := serverMem()
-	g1 := runtime.NumGoroutine()
-	b.ReportMetric(float64(int64(heap1)-int64(heap0))/float64(n)/1024, "heap-KiB/conn")
-	b.ReportMetric(float64(int64(stack1)-int64(stack0))/float64(n)/1024, "stack-KiB/conn")
-	b.ReportMetric(float64(g1-g0)/float64(n), "goroutines/conn")
+	for _, deflate := range []bool{false, true} {
+		b.Run(deflateName(deflate), func(b *testing.B) {
+			const n = 2000
+			_, url := wsBenchServerWith(b, WebSocketOptions{Compression: deflate})
+			heap0, stack0 := serverMem()
+			g0 := runtime.NumGoroutine()
+			b.ResetTimer()
+			startWSChild(b, url, n, deflate)
+			b.StopTimer()
+			heap1, stack1 := serverMem()
+			g1 := runtime.NumGoroutine()
+			b.ReportMetric(float64(int64(heap1)-int64(heap0))/float64(n)/1024, "heap-KiB/conn")
+			b.ReportMetric(float64(int64(stack1)-int64(stack0))/float64(n)/1024, "stack-KiB/conn")
+			b.ReportMetric(float64(g1-g0)/float64(n), "goroutines/conn")
+		})
+	}
+}
+
+func deflateName(on bool) string {
+	if on {
+		return "deflate"
+	}
+	return "plain"
 }
 
 // BenchmarkWebSocketFanout: hub.Publish to 1,000 WebSocket subscribers in
-// a child process, at most 100 messages ahead of the slowest; an op is one
-// delivery. It reports the server's CPU time per delivery (getrusage of
-// this process: the clients' CPU is the child's).
+// a child process, at most 100 messages ahead of the slowest, without and
+// with permessage-deflate; an op is one delivery. It reports the server's
+// CPU time per delivery (getrusage of this process: the clients' CPU is
+// the child's). Run it with -benchtime=300000x or more.
 func BenchmarkWebSocketFanout(b *testing.B) {
-	const subscribers, window = 1000, 100
-	hub, url := wsBenchServer(b)
-	child := startWSChild(b, url, subscribers)
-	msgs := max(b.N/subscribers, 1)
-	data := map[string]any{"text": strings.Repeat("x", 100)}
-	var ru0, ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range msgs {
-		for int64(i)-child.got.Load() >= window {
-			time.Sleep(time.Millisecond)
-		}
-		if err := hub.Publish("/bench", data); err != nil {
-			b.Fatal(err)
-		}
+	for _, deflate := range []bool{false, true} {
+		b.Run(deflateName(deflate), func(b *testing.B) {
+			const subscribers, window = 1000, 100
+			hub, url := wsBenchServerWith(b, WebSocketOptions{Compression: deflate})
+			child := startWSChild(b, url, subscribers, deflate)
+			msgs := max(b.N/subscribers, 1)
+			data := map[string]any{"text": strings.Repeat("x", 100)}
+			var ru0, ru1 syscall.Rusage
+			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range msgs {
+				for int64(i)-child.got.Load() >= window {
+					time.Sleep(time.Millisecond)
+				}
+				if err := hub.Publish("/bench", data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for child.got.Load() < int64(msgs) {
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) / time.Duration(msgs*subscribers)
+			b.ReportMetric(float64(cpu.Nanoseconds()), "server-cpu-ns/delivery")
+			b.ReportMetric(float64(msgs*subscribers)/b.Elapsed().Seconds(), "deliveries/s")
+		})
 	}
-	for child.got.Load() < int64(msgs) {
-		time.Sleep(time.Millisecond)
-	}
-	b.StopTimer()
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) / time.Duration(msgs*subscribers)
-	b.ReportMetric(float64(cpu.Nanoseconds()), "server-cpu-ns/delivery")
-	b.ReportMetric(float64(msgs*subscribers)/b.Elapsed().Seconds(), "deliveries/s")
 }

@@ -103,6 +103,7 @@ func (s *Settings) Build(log *zerolog.Logger) (*Built, error) {
 		},
 		AllowedOrigins: s.AllowedOrigins,
 		Transports:     s.Transports,
+		WSCompression:  s.WSCompression,
 		MaxBody:        s.MaxBody,
 		DocumentRoot:   s.DocumentRoot,
 		DirectoryIndex: s.DirectoryIndex,

@@ -61,6 +61,7 @@ type Settings struct {
 	Pprof          string `yaml:"pprof" flag:"pprof" usage:"serve Go's net/http/pprof profiles on this separate {address} (e.g. 127.0.0.1:6060); off by default"`
 	AllowedOrigins List   `yaml:"allowed-origins" flag:"allowed-origins" usage:"comma-separated {origins} allowed to make cross-origin Bayeux requests (CORS), or *; none by default"`
 	Transports     List   `yaml:"transports" flag:"transports" usage:"comma-separated enabled {transports}, in order of preference: websocket, long-polling, callback-polling"`
+	WSCompression  bool   `yaml:"ws-compression" flag:"ws-compression" usage:"offer permessage-deflate (no context takeover) on WebSocket: fewer bytes on the wire, more CPU per frame (see BENCHMARKS.md); off by default"`
 	NATS           List   `yaml:"nats" flag:"nats" usage:"NATS server {URL}s to join other hubs through (comma-separated; repeatable); none: a single hub"`
 	NodeName       string `yaml:"node-name" flag:"node-name" usage:"this node's {name} with --nats: prefix of its client ids (default: the host name, sanitised)"`
 
