@@ -12,6 +12,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coder/websocket"
+	gorilla "github.com/gorilla/websocket"
 
 	"github.com/bayeuxhub/bayeuxhub/actors"
 	"github.com/bayeuxhub/bayeuxhub/internal/testutil"
@@ -464,4 +465,34 @@ func TestWebSocketCompression(t *testing.T) {
 		}
 		_ = conn.CloseNow()
 	}
+}
+
+// TestWebSocketInflatedFrameOverMaxBody: MaxBody bounds a frame once
+// inflated, not only its compressed bytes on the wire: a frame of a few
+// hundred bytes (gorilla's client compresses it) that inflates to 256 KiB
+// closes the connection with 1009, and the server serves the next client.
+func TestWebSocketInflatedFrameOverMaxBody(t *testing.T) {
+	t.Parallel()
+	s := wsStart(t, actors.Options{}, WebSocketOptions{MaxBody: 4096, Compression: true})
+	d := gorilla.Dialer{EnableCompression: true, HandshakeTimeout: 5 * time.Second}
+	conn, resp, err := d.Dial(s.url(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if !strings.HasPrefix(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		t.Fatalf("no permessage-deflate: %v", resp.Header)
+	}
+	conn.EnableWriteCompression(true)
+	bomb := `[{"channel":"/x","data":"` + strings.Repeat("a", 256<<10) + `"}]`
+	if err := conn.WriteMessage(gorilla.TextMessage, []byte(bomb)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = conn.ReadMessage()
+	if !gorilla.IsCloseError(err, gorilla.CloseMessageTooBig) {
+		t.Fatalf("inflated frame over MaxBody: %v, want status 1009", err)
+	}
+	p := wsPeerDial(t, s)
+	p.start()
 }

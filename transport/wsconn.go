@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -64,6 +65,15 @@ type wsConn struct {
 	writing bool
 	closing bool
 	writers sync.WaitGroup
+	// The writer lingers for writerLinger once the queue is empty, so that
+	// a connection with steady output keeps one writer rather than
+	// starting one per message (each one's stack grows anew): lingering is
+	// set meanwhile and enqueue wakes it; written says that it wrote since
+	// its linger timer was armed.
+	lingering bool
+	written   bool
+	wake      chan struct{} // capacity 1
+	linger    *time.Timer
 
 	// The pinger's state: ping is set while a ping's pong is awaited,
 	// pingPauses is the count of pauses when it was sent, pingGen tells
@@ -166,7 +176,13 @@ func (c *wsConn) reader() {
 		if !c.waitRoom() {
 			return
 		}
-		typ, data, err := c.ws.ReadMessage()
+		typ, data, err := c.readFrame()
+		if errors.Is(err, errFrameTooBig) {
+			c.t.log.Debug().Str("remote", c.remote).Int64("max_body", c.t.opts.MaxBody).Msg("websocket frame too big (inflated)")
+			msg := websocket.FormatCloseMessage(websocket.CloseMessageTooBig, "message too big")
+			_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			return
+		}
 		if err != nil {
 			var ce *websocket.CloseError
 			if !errors.As(err, &ce) && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
@@ -209,6 +225,25 @@ func (c *wsConn) reader() {
 	}
 }
 
+// errFrameTooBig is a compressed frame that inflates past MaxBody.
+var errFrameTooBig = errors.New("websocket frame over MaxBody once inflated")
+
+// readFrame reads the next message whole. The library's read limit
+// (MaxBody) counts the bytes on the wire; with permessage-deflate a small
+// frame may inflate to any size, so what is read is bounded again here.
+func (c *wsConn) readFrame() (int, []byte, error) {
+	typ, r, err := c.ws.NextReader()
+	if err != nil {
+		return typ, nil, err
+	}
+	limit := c.t.opts.MaxBody
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		return typ, nil, errFrameTooBig
+	}
+	return typ, data, err
+}
+
 // push takes deliveries from the client's session actor. It never blocks:
 // it refuses them (and they stay queued in the session) when the
 // connection is closed, its write queue is full or it holds
@@ -238,7 +273,10 @@ func (c *wsConn) enqueue(msgs [][]byte) {
 	c.queue = append(c.queue, msgs...)
 	c.pending += size(msgs)
 	c.peak = max(c.peak, c.pending)
-	if !c.writing && c.ws != nil {
+	switch {
+	case c.lingering:
+		c.notify(c.wake)
+	case !c.writing && c.ws != nil:
 		c.writing = true
 		c.writers.Add(1)
 		go c.writer()
@@ -299,13 +337,21 @@ func hasDelivery(parts [][]byte) bool {
 	return false
 }
 
-// writer writes the queue until it is empty, batching everything queued
-// into as few frames as MaxBody allows, then ends.
+// writerLinger is how long a writer waits for more output once the queue
+// is empty, before it ends.
+const writerLinger = time.Second
+
+// writer writes the queue until it has been empty for writerLinger,
+// batching everything queued into as few frames as MaxBody allows, then
+// ends.
 func (c *wsConn) writer() {
 	defer c.writers.Done()
 	for {
 		c.mu.Lock()
 		items := c.queue
+		if len(items) == 0 && !c.closed && c.waitOutput() {
+			items = c.queue
+		}
 		if c.closed || len(items) == 0 {
 			c.writing = false
 			c.notify(c.flushed)
@@ -313,6 +359,7 @@ func (c *wsConn) writer() {
 			return
 		}
 		c.queue, c.pushed = nil, 0
+		c.written = true
 		c.mu.Unlock()
 		err := c.write(items)
 		c.mu.Lock()
@@ -323,6 +370,45 @@ func (c *wsConn) writer() {
 		if err != nil {
 			c.writeFailed(err)
 			return
+		}
+	}
+}
+
+// waitOutput lingers until something is queued (true) or nothing has been
+// for writerLinger, or the connection ends (false); c.mu is held, and
+// released while it waits. The linger timer is armed once and re-armed
+// when it fires after a write, not at every write.
+func (c *wsConn) waitOutput() bool {
+	if c.wake == nil {
+		c.wake = make(chan struct{}, 1)
+	}
+	if c.linger == nil {
+		c.linger = time.NewTimer(writerLinger)
+	}
+	c.notify(c.flushed) // idle now: Close may go on
+	for {
+		c.lingering = true
+		c.mu.Unlock()
+		expired := false
+		select {
+		case <-c.wake:
+		case <-c.linger.C:
+			expired = true
+		case <-c.ctx.Done():
+		}
+		c.mu.Lock()
+		c.lingering = false
+		switch {
+		case len(c.queue) > 0:
+			return true
+		case c.closed || c.ctx.Err() != nil || c.closing:
+			return false
+		case expired && !c.written:
+			c.linger.Reset(writerLinger) // armed for the next writer
+			return false
+		case expired:
+			c.written = false
+			c.linger.Reset(writerLinger)
 		}
 	}
 }
@@ -404,6 +490,9 @@ func (c *wsConn) shutdown() {
 		return
 	}
 	c.closing = true
+	if c.lingering {
+		c.notify(c.wake) // the writer ends rather than lingers
+	}
 	if c.closed {
 		c.mu.Unlock()
 		return
@@ -423,7 +512,7 @@ func (c *wsConn) closeGracefully() {
 	defer grace.Stop()
 	for {
 		c.mu.Lock()
-		done := c.closed || !c.writing && len(c.queue) == 0 && c.awaited == 0
+		done := c.closed || (!c.writing || c.lingering) && len(c.queue) == 0 && c.awaited == 0
 		c.mu.Unlock()
 		if done {
 			break
