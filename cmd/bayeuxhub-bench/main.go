@@ -1,6 +1,8 @@
 // Command bayeuxhub-bench drives any Bayeux 1.0 server (bayeuxhub, Faye,
 // CometD) over HTTP long-polling, or over WebSocket (--transport
-// websocket, one socket per client), with real Bayeux clients and reports
+// websocket, one socket per client), with real Bayeux clients, or a
+// Centrifugo server with its own JSON protocol (--protocol centrifugo),
+// and reports
 // throughput, end-to-end latency, exact delivery accounting (lost,
 // duplicated, out of order), session churn and server memory.
 //
@@ -14,6 +16,7 @@
 //	bayeuxhub-bench --local --scenario fanout --rate 0 --max-messages 20000
 //	bayeuxhub-bench --inproc --scenario replay --duration 10s --transport websocket
 //	bayeuxhub-bench --inproc --scenario fanout --history-size 1000
+//	bayeuxhub-bench --protocol centrifugo --url ws://127.0.0.1:8000/connection/websocket --scenario chat
 //	bayeuxhub-bench report --out BENCHMARKS.md results/   # see run_report.go
 //
 // Every explicit flag overrides the scenario preset. Load goes to loopback
@@ -58,6 +61,7 @@ func run() error {
 		urlFlag     = fs.String("url", "", "Bayeux endpoint, e.g. http://127.0.0.1:8080/cometd")
 		scenario    = fs.String("scenario", "fanout", "preset: "+strings.Join(loadgen.Scenarios(), ", "))
 		transport   = fs.String("transport", loadgen.TransportLongPolling, "Bayeux connection type: "+loadgen.TransportLongPolling+" or "+loadgen.TransportWebSocket+" (one socket per client, on the same --url)")
+		protocol    = fs.String("protocol", loadgen.ProtocolBayeux, "client protocol: "+loadgen.ProtocolBayeux+", or "+loadgen.ProtocolCentrifugo+" (Centrifugo's JSON protocol over WebSocket: --url is its endpoint, ws://127.0.0.1:8000/connection/websocket; channels bench_N; the server must let anonymous clients connect, subscribe and publish on channels without a namespace, e.g. {\"client\":{\"insecure\":true}}; no replay scenario)")
 		subscribers = fs.Int("subscribers", 0, "long-poll subscribers (idle: clients held; churn: workers)")
 		publishers  = fs.Int("publishers", 0, "publishing clients")
 		pubsSub     = fs.Bool("publishers-subscribe", false, "the publishers are the first --publishers subscribers, each publishing over its own rooms, as in CometD's chat benchmark (the chat preset's default; --publishers-subscribe=false for separate publishing clients)")
@@ -163,6 +167,20 @@ func run() error {
 	if *transport != loadgen.TransportLongPolling && *transport != loadgen.TransportWebSocket {
 		return fmt.Errorf("--transport %q: want %s or %s", *transport, loadgen.TransportLongPolling, loadgen.TransportWebSocket)
 	}
+	cfg.Protocol = *protocol
+	switch *protocol {
+	case loadgen.ProtocolBayeux:
+	case loadgen.ProtocolCentrifugo:
+		if set["transport"] && *transport != loadgen.TransportWebSocket {
+			return fmt.Errorf("--protocol centrifugo speaks WebSocket only (not --transport %s)", *transport)
+		}
+		if *local || *inproc {
+			return errors.New("--protocol centrifugo drives a Centrifugo server at --url, not --inproc / --local")
+		}
+		cfg.Transport = loadgen.TransportWebSocket
+	default:
+		return fmt.Errorf("--protocol %q: want %s or %s", *protocol, loadgen.ProtocolBayeux, loadgen.ProtocolCentrifugo)
+	}
 	if *local && set["transport"] {
 		return errors.New("--local drives the hub's local client API, which has no --transport")
 	}
@@ -210,7 +228,7 @@ func run() error {
 		}
 	}
 	if cfg.Hub == nil {
-		if err := checkLoopback(cfg.URL, *allowRemote); err != nil {
+		if err := checkLoopback(cfg.URL, *allowRemote, cfg.Protocol == loadgen.ProtocolCentrifugo); err != nil {
 			return err
 		}
 	}
@@ -253,13 +271,17 @@ func run() error {
 	return nil
 }
 
-// checkLoopback refuses URLs whose host is not a loopback address.
-func checkLoopback(raw string, allowRemote bool) error {
+// checkLoopback refuses URLs whose host is not a loopback address, and
+// schemes other than http:// (ws:// for a Centrifugo endpoint, ws).
+func checkLoopback(raw string, allowRemote, ws bool) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("bad --url: %w", err)
 	}
-	if u.Scheme != "http" {
+	switch {
+	case ws && u.Scheme != "ws" && u.Scheme != "http":
+		return fmt.Errorf("bad --url %q: want ws://host:port/connection/websocket", raw)
+	case !ws && u.Scheme != "http":
 		return fmt.Errorf("bad --url %q: only http:// is supported", raw)
 	}
 	if allowRemote {

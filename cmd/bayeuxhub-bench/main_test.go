@@ -21,12 +21,21 @@ func TestCheckLoopback(t *testing.T) {
 		"http://example.com/cometd":    false,
 		"https://127.0.0.1/cometd":     false,
 	} {
-		if err := checkLoopback(u, false); (err == nil) != ok {
+		if err := checkLoopback(u, false, false); (err == nil) != ok {
 			t.Errorf("checkLoopback(%q) = %v", u, err)
 		}
 	}
-	if err := checkLoopback("http://10.0.0.1/cometd", true); err != nil {
+	if err := checkLoopback("http://10.0.0.1/cometd", true, false); err != nil {
 		t.Errorf("--allow-remote refused: %v", err)
+	}
+	if err := checkLoopback("ws://127.0.0.1:8000/connection/websocket", false, true); err != nil {
+		t.Errorf("centrifugo endpoint refused: %v", err)
+	}
+	if err := checkLoopback("ws://127.0.0.1:8000/connection/websocket", false, false); err == nil {
+		t.Error("ws:// accepted for Bayeux")
+	}
+	if err := checkLoopback("ws://10.0.0.1:8000/connection/websocket", false, true); err == nil {
+		t.Error("remote centrifugo accepted")
 	}
 }
 

@@ -89,6 +89,11 @@ type Config struct {
 	// TransportLongPolling (the default when empty) or TransportWebSocket;
 	// empty with Hub.
 	Transport string `json:"transport"`
+	// Protocol is the client protocol: ProtocolBayeux (the default when
+	// empty) or ProtocolCentrifugo (Centrifugo's JSON protocol over
+	// WebSocket; URL is then its endpoint, ws://host:port/connection/websocket,
+	// Transport is TransportWebSocket and channels are named bench_N).
+	Protocol string `json:"protocol"`
 	// Scenario is the preset's name, for the report only.
 	Scenario string `json:"scenario"`
 	Kind     Kind   `json:"kind"`
@@ -232,6 +237,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("no server URL")
 	}
 	c.Local = c.Hub != nil
+	if c.Protocol == ProtocolCentrifugo && c.Transport == "" {
+		c.Transport = TransportWebSocket
+	}
 	switch c.Transport {
 	case "":
 		if c.Hub == nil {
@@ -243,6 +251,23 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("unknown transport %q (want %s or %s)", c.Transport, TransportLongPolling, TransportWebSocket)
+	}
+	switch c.Protocol {
+	case "":
+		c.Protocol = ProtocolBayeux
+	case ProtocolBayeux:
+	case ProtocolCentrifugo:
+		switch {
+		case c.Hub != nil:
+			return fmt.Errorf("the centrifugo protocol drives a Centrifugo server at --url, not a local hub")
+		case c.Transport == TransportLongPolling:
+			return fmt.Errorf("the centrifugo driver speaks WebSocket only, not %s", c.Transport)
+		case c.Kind == KindReplay:
+			return fmt.Errorf("the replay scenario is Bayeux's (ext.replay): not with the centrifugo protocol")
+		}
+		c.Transport = TransportWebSocket
+	default:
+		return fmt.Errorf("unknown protocol %q (want %s or %s)", c.Protocol, ProtocolBayeux, ProtocolCentrifugo)
 	}
 	if c.Kind == "" {
 		c.Kind = KindPubSub
@@ -323,12 +348,26 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// ChannelName returns the name of channel i.
+// ChannelName returns the name of Bayeux channel i, /bench/i.
 func ChannelName(i int) string { return fmt.Sprintf("/bench/%d", i) }
 
-// channelIndex parses "/bench/N"; it returns -1 for any other name.
+// ChannelName returns the name of channel i in the run's protocol:
+// /bench/i for Bayeux, bench_i for Centrifugo (a channel without a
+// namespace).
+func (c *Config) ChannelName(i int) string {
+	if c.Protocol == ProtocolCentrifugo {
+		return fmt.Sprintf("bench_%d", i)
+	}
+	return ChannelName(i)
+}
+
+// channelIndex parses "/bench/N" or "bench_N"; it returns -1 for any
+// other name.
 func channelIndex(b []byte) int {
-	const p = "/bench/"
+	p := "/bench/"
+	if len(b) > 0 && b[0] == 'b' {
+		p = "bench_"
+	}
 	if len(b) <= len(p) || string(b[:len(p)]) != p {
 		return -1
 	}

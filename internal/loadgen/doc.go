@@ -47,6 +47,14 @@
 // the first Publishers subscribers publish from their own sessions over
 // their own rooms.
 //
+// Config.Protocol ProtocolCentrifugo drives a Centrifugo server instead
+// (centrifugo.go): CentrifugoClient speaks Centrifugo's client protocol
+// v2, JSON over WebSocket (connect, subscribe, publish commands, several
+// per frame separated by newlines; publication pushes; pings answered),
+// on the same WSClient socket machinery, channels bench_N, with the same
+// scenarios (fanout, fanout-latency, chat, idle, churn, publish) and the
+// same accounting.
+//
 // Responses are parsed by ParseMessages, which reads only the fields the
 // generator needs and skips the rest without allocating, so that the
 // generator stays cheaper than the servers it measures. Its own CPU use

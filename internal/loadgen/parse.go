@@ -33,6 +33,11 @@ type Msg struct {
 	Seq   int64
 	// Window is the data's "w" (Payload.Window), 0 when absent.
 	Window int64
+
+	// Centrifugo (parseCentrifugo): ping is a server ping (an empty
+	// reply), pong the connect result's pong (the server wants pings
+	// answered).
+	ping, pong bool
 	// ReplayID is ext.replayId, the replay id a server with history
 	// stamps each delivery of such a channel with; 0 when absent.
 	ReplayID int64

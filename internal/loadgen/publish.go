@@ -83,7 +83,7 @@ func (r *runner) payloads(ps []Payload, j int, seq uint64, n int, ts int64, log 
 			ch = cs[seq%uint64(len(cs))]
 		}
 		log.Sent(seq, ch)
-		ps = append(ps, Payload{Channel: ChannelName(ch), TS: ts, Pub: j, Seq: seq, ch: ch})
+		ps = append(ps, Payload{Channel: r.chNames[ch], TS: ts, Pub: j, Seq: seq, ch: ch})
 		seq++
 	}
 	r.sent.Add(uint64(n))

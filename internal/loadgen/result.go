@@ -162,7 +162,11 @@ func (r *Result) WriteSummary(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	c := &r.Config
 	row := func(k, v string) { fmt.Fprintf(tw, "  %s\t%s\n", k, v) }
-	fmt.Fprintf(tw, "bayeuxhub-bench  scenario %s  (%s)  %s  %s\n", c.Scenario, c.Kind, c.URL, cmp.Or(c.Transport, "local"))
+	proto := cmp.Or(c.Transport, "local")
+	if c.Protocol == ProtocolCentrifugo {
+		proto = "centrifugo over " + proto
+	}
+	fmt.Fprintf(tw, "bayeuxhub-bench  scenario %s  (%s)  %s  %s\n", c.Scenario, c.Kind, c.URL, proto)
 	row("config", fmt.Sprintf("subscribers %d, publishers %d, rate %s, channels %d, subs/client %d, size %d B, batch %d, %s loop",
 		c.Subscribers, c.Publishers, rateStr(c.Rate), c.Channels, c.SubsPerClient, c.Size, c.Batch, cmp.Or(c.Loop, LoopClosed)))
 	row("window", fmt.Sprintf("%.1fs measured after %s warmup (setup %.1fs, drain %.1fs)",

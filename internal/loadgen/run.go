@@ -138,6 +138,7 @@ type runner struct {
 	errs       errLog
 
 	subCount []uint64 // subscribers per channel
+	chNames  []string // channel names by index
 	pubChans [][]int  // channels each publisher cycles over; nil: all
 
 	startN int64         // when the run started, Unix ns
@@ -183,6 +184,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Hub != nil {
 		return r.runLocal(ctx)
 	}
+	r.chNames = make([]string, cfg.Channels)
+	for i := range r.chNames {
+		r.chNames[i] = cfg.ChannelName(i)
+	}
 	if cfg.Transport == TransportWebSocket {
 		if err := r.probeWS(ctx); err != nil {
 			return nil, err
@@ -206,6 +211,9 @@ func (r *runner) newClient() *Client {
 // set, receives every delivery with the time its response or frame was
 // read.
 func (r *runner) newConn(deliver func(m *Msg, at time.Time)) conn {
+	if r.cfg.Protocol == ProtocolCentrifugo {
+		return NewCentrifugoClient(r.wsURL, r.hc, deliver)
+	}
 	if r.cfg.Transport == TransportWebSocket {
 		return &WSClient{URL: r.wsURL, HC: r.hc, OnDeliver: deliver}
 	}
@@ -225,6 +233,14 @@ func (r *runner) probeWS(ctx context.Context) error {
 		return err
 	}
 	r.wsURL = u
+	if r.cfg.Protocol == ProtocolCentrifugo {
+		c := NewCentrifugoClient(u, r.hc, nil)
+		defer c.Close()
+		if err := c.Handshake(ctx); err != nil {
+			return fmt.Errorf("centrifugo connect to %s: %w", u, err)
+		}
+		return nil
+	}
 	c := &WSClient{URL: u, HC: r.hc}
 	defer c.Close()
 	if err := c.Handshake(ctx); err != nil {
@@ -298,7 +314,7 @@ func (r *runner) subscriber(ctx context.Context, i int, sem chan struct{}, ready
 	chans := r.cfg.SubscriberChannels(i)
 	names := make([]string, len(chans))
 	for k, ch := range chans {
-		names[k] = ChannelName(ch)
+		names[k] = r.chNames[ch]
 	}
 	tr := NewSubTracker(chans, r.cfg.Publishers)
 	c := r.newConn(func(m *Msg, at time.Time) { r.deliver(tr, m, at) })
@@ -802,6 +818,10 @@ func (r *runner) fillDelivery(res *Result, s0, d1 snapshot) {
 // disconnectAll sends /meta/disconnect for every kept client id, 64 at a
 // time, for at most 15 seconds.
 func (r *runner) disconnectAll() {
+	if r.cfg.Protocol == ProtocolCentrifugo {
+		r.ids = nil // closing a socket ends its client
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	ids := make(chan string)
@@ -910,7 +930,7 @@ func (r *runner) runChurn(ctx context.Context) (*Result, error) {
 			// keep-alive connections.
 			c := r.newConn(nil)
 			defer c.Close()
-			chans := []string{ChannelName(w % cfg.Channels)}
+			chans := []string{r.chNames[w%cfg.Channels]}
 			for ctx.Err() == nil && time.Now().Before(tl.measEnd) {
 				if r.budget.Add(-1) < 0 {
 					return

@@ -68,6 +68,13 @@ type WSClient struct {
 	mu     sync.Mutex // guards sock and closed; held while dialling
 	sock   *wsSock
 	closed bool
+
+	// centrifugo: the socket speaks Centrifugo's JSON protocol
+	// (CentrifugoClient): frames are parsed by parseCentrifugo, server
+	// pings are answered when pong is set, and a broken socket is not
+	// dialled again by the next request (a new one needs a new connect).
+	centrifugo bool
+	pong       atomic.Bool
 }
 
 // wsSock is one WebSocket of a WSClient and its reader.
@@ -159,6 +166,40 @@ func (c *WSClient) socket(ctx context.Context) (*wsSock, error) {
 			return s, nil
 		}
 	}
+	if c.centrifugo {
+		return nil, errNoConnection
+	}
+	return c.dialLocked(ctx)
+}
+
+// errNoConnection is returned by a Centrifugo client's requests when its
+// socket is gone: it must connect again.
+var errNoConnection = fmt.Errorf("%w: the connection is closed", ErrRehandshake)
+
+// redial closes the client's socket, if any, and dials a new one.
+func (c *WSClient) redial(ctx context.Context) (*wsSock, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("loadgen: websocket client closed")
+	}
+	if s := c.sock; s != nil {
+		c.sock = nil
+		s.close()
+	}
+	c.pong.Store(false)
+	return c.dialLocked(ctx)
+}
+
+// current returns the client's socket without dialling; nil if none.
+func (c *WSClient) current() *wsSock {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sock
+}
+
+// dialLocked dials a socket and starts its reader; c.mu is held.
+func (c *WSClient) dialLocked(ctx context.Context) (*wsSock, error) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ws, resp, err := websocket.Dial(dctx, c.URL, &websocket.DialOptions{HTTPClient: c.HC})
@@ -228,7 +269,11 @@ func (s *wsSock) read() {
 			return
 		}
 		at := time.Now()
-		msgs, err = ParseMessages(buf.Bytes(), msgs[:0])
+		if s.c.centrifugo {
+			msgs, err = parseCentrifugo(buf.Bytes(), msgs[:0])
+		} else {
+			msgs, err = ParseMessages(buf.Bytes(), msgs[:0])
+		}
 		if err != nil {
 			s.err = fmt.Errorf("%w: %.200s", err, buf.Bytes())
 			_ = s.ws.CloseNow()
@@ -237,6 +282,17 @@ func (s *wsSock) read() {
 		deliveries := 0
 		for i := range msgs {
 			m := &msgs[i]
+			if m.pong {
+				// A connect reply asking for pongs, before any ping.
+				s.c.pong.Store(true)
+			}
+			if m.ping {
+				if s.c.pong.Load() {
+					// Off the reader, which must not wait for a write.
+					go s.write(cfPong)
+				}
+				continue
+			}
 			if m.IsDelivery() {
 				deliveries++
 				if s.c.OnDeliver != nil {
@@ -293,6 +349,15 @@ func (s *wsSock) route(msgs []Msg, frame []byte, deliveries int) {
 			}
 		}
 	}
+}
+
+// write sends one frame, for at most 10 s.
+func (s *wsSock) write(frame []byte) {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_ = s.ws.Write(ctx, websocket.MessageText, frame) // a broken socket ends the reader
 }
 
 // forget removes the waiter of ids after its request gave up.
@@ -497,6 +562,12 @@ func (c *WSClient) PublishAsync(ctx context.Context, ps []Payload, size int, don
 	for i := range ids {
 		ids[i] = c.newID()
 	}
+	c.publishAsync(ctx, ps, ids, done, func(b []byte) []byte { return c.appendPublish(b, ps, ids, size) })
+}
+
+// publishAsync sends the frame build writes, publishing ps with ids, and
+// calls done once as PublishAsync says.
+func (c *WSClient) publishAsync(ctx context.Context, ps []Payload, ids []string, done func(acked []bool, err error), build func(b []byte) []byte) {
 	w := &wsWait{want: len(ids), cb: func(w *wsWait, err error) {
 		acked := make([]bool, len(ps))
 		if err != nil {
@@ -521,7 +592,7 @@ func (c *WSClient) PublishAsync(ctx context.Context, ps []Payload, size int, don
 	}
 	s.mu.Unlock()
 	bp := bufPool.Get().(*[]byte)
-	*bp = c.appendPublish((*bp)[:0], ps, ids, size)
+	*bp = build((*bp)[:0])
 	s.wmu.Lock()
 	err = s.ws.Write(ctx, websocket.MessageText, *bp)
 	s.wmu.Unlock()
