@@ -33,8 +33,10 @@ type remoteOutbox struct {
 	unacked []sentMsg
 	batch   int64
 
-	// pusher, when set, takes deliveries as they come (WebSocket).
+	// pusher, when set, takes deliveries as they come (WebSocket); one is
+	// the slice a single delivery is pushed in (the pusher copies it).
 	pusher func([][]byte) bool
+	one    [1][]byte
 
 	connected      bool // a first connect has been answered
 	flushScheduled bool
@@ -336,6 +338,17 @@ func (o *remoteOutbox) abandon(b *remoteBatch) {
 func (o *remoteOutbox) enqueue(ctx actor.Context, wire []byte) {
 	for o.full(len(wire)) {
 		if !o.s.overflow(ctx, o.dropOldest) {
+			return
+		}
+	}
+	if o.pusher != nil && len(o.queue) == 0 {
+		// Nothing waits before it: the pushing transport takes it now,
+		// without a flushNow round trip through the mailbox (its writer
+		// batches what comes while it writes). Refused, it is queued.
+		o.one[0] = wire
+		ok := o.pusher(o.one[:])
+		o.one[0] = nil
+		if ok {
 			return
 		}
 	}
