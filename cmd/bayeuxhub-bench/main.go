@@ -78,6 +78,7 @@ func run() error {
 		maxMsgs     = fs.Int64("max-messages", 0, "hard bound on messages published (0 = none)")
 		serverPID   = fs.Int("server-pid", 0, "server process whose RSS and CPU to report")
 		setupConc   = fs.Int("setup-concurrency", 0, "handshakes/subscribes in flight during setup (default 256)")
+		localAddrs  = fs.String("local-addrs", "", "comma-separated source addresses, e.g. 127.0.0.2,127.0.0.3: the clients' TCP connections (long-polling, WebSocket, Centrifugo) are spread over them round robin; 127.0.0.0/8 only (Linux routes it all to lo), to get past one address's ~28,000 ephemeral ports")
 		jsonOut     = fs.Bool("json", false, "print one JSON object instead of the summary table")
 		htmlOut     = fs.String("html", "", "write a self-contained HTML report to `FILE`")
 		inproc      = fs.Bool("inproc", false, "start a bayeuxhub server in this process when --url is empty")
@@ -189,6 +190,12 @@ func run() error {
 	}
 	cfg.ServerPID = *serverPID
 	cfg.SetupConcurrency = *setupConc
+	if *localAddrs != "" {
+		cfg.LocalAddrs = strings.Split(*localAddrs, ",")
+		if _, err := loadgen.ParseLocalAddrs(cfg.LocalAddrs); err != nil {
+			return fmt.Errorf("--local-addrs: %w", err)
+		}
+	}
 	if !*quiet {
 		cfg.Progress = os.Stderr
 	}

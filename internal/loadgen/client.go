@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,15 +24,28 @@ var ErrReconnectNone = errors.New("loadgen: server advised reconnect none")
 // NewHTTPClient returns the http.Client shared by all simulated Bayeux
 // clients: keep-alive, no overall timeout (each request carries its own
 // context deadline), and an idle pool large enough for conns connections.
-func NewHTTPClient(conns int) *http.Client {
+func NewHTTPClient(conns int) *http.Client { return newHTTPClient(conns, nil) }
+
+// newHTTPClient is NewHTTPClient dialling from the local addresses
+// given, round robin, one TCP connection after the other (none: the
+// system's choice).
+func newHTTPClient(conns int, local []net.IP) *http.Client {
 	if conns < 100 {
 		conns = 100
 	}
+	dial := (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	if len(local) > 0 {
+		dialers := make([]*net.Dialer, len(local))
+		for i, ip := range local {
+			dialers[i] = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: &net.TCPAddr{IP: ip}}
+		}
+		var next atomic.Uint64
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialers[(next.Add(1)-1)%uint64(len(dialers))].DialContext(ctx, network, addr)
+		}
+	}
 	tr := &http.Transport{
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		DialContext:           dial,
 		MaxIdleConns:          conns,
 		MaxIdleConnsPerHost:   conns,
 		IdleConnTimeout:       90 * time.Second,

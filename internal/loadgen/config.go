@@ -3,6 +3,7 @@ package loadgen
 import (
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -148,6 +149,12 @@ type Config struct {
 	// InProc tells the report that the server runs in this process, so
 	// the tool's own CPU includes the server's.
 	InProc bool `json:"inproc"`
+	// LocalAddrs are source addresses the clients' TCP connections are
+	// spread over, round robin, one connection after the other (HTTP
+	// keep-alive connections, WebSockets, Centrifugo sockets): IPv4
+	// addresses in 127.0.0.0/8, which Linux routes to lo with no setup,
+	// to get past the ~28,000 ephemeral ports of one source address.
+	LocalAddrs []string `json:"local_addrs,omitempty"`
 	// SetupConcurrency bounds the handshakes and subscribes in flight
 	// while clients are being set up; 0 means 256.
 	SetupConcurrency int `json:"setup_concurrency"`
@@ -287,6 +294,12 @@ func (c *Config) Validate() error {
 	if c.SetupConcurrency <= 0 {
 		c.SetupConcurrency = 256
 	}
+	if _, err := ParseLocalAddrs(c.LocalAddrs); err != nil {
+		return err
+	}
+	if len(c.LocalAddrs) > 0 && c.Hub != nil {
+		return fmt.Errorf("local addresses need a server at a URL, not the local client API")
+	}
 	switch c.Loop {
 	case "":
 		c.Loop = LoopClosed
@@ -346,6 +359,24 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("scenario needs --subscribers > 0")
 	}
 	return nil
+}
+
+// ParseLocalAddrs parses source addresses for Config.LocalAddrs: IPv4
+// addresses in 127.0.0.0/8 only.
+func ParseLocalAddrs(addrs []string) ([]net.IP, error) {
+	var ips []net.IP
+	for _, a := range addrs {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		ip := net.ParseIP(a).To4()
+		if ip == nil || ip[0] != 127 {
+			return nil, fmt.Errorf("local address %q: only IPv4 loopback addresses (127.0.0.0/8) may be source addresses", a)
+		}
+		ips = append(ips, ip)
+	}
+	return ips, nil
 }
 
 // ChannelName returns the name of Bayeux channel i, /bench/i.

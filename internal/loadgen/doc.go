@@ -55,6 +55,10 @@
 // scenarios (fanout, fanout-latency, chat, idle, churn, publish) and the
 // same accounting.
 //
+// Config.LocalAddrs spreads the clients' TCP connections over source
+// addresses in 127.0.0.0/8, round robin, to hold more connections to one
+// server port than one source address's ephemeral ports allow.
+//
 // Responses are parsed by ParseMessages, which reads only the fields the
 // generator needs and skips the rest without allocating, so that the
 // generator stays cheaper than the servers it measures. Its own CPU use

@@ -174,7 +174,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Loop == LoopOpen && cfg.Transport == TransportLongPolling {
 		conns += cfg.Publishers * cfg.MaxInflight
 	}
-	r.hc = NewHTTPClient(conns)
+	local, _ := ParseLocalAddrs(cfg.LocalAddrs) // checked by Validate
+	r.hc = newHTTPClient(conns, local)
 	defer r.hc.CloseIdleConnections()
 	if cfg.MaxMessages > 0 {
 		r.budget.Store(cfg.MaxMessages)
