@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gorilla/mux"
 	"github.com/rs/zerolog"
@@ -88,11 +89,25 @@ var callbackName = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]{0,63}(\.[A-Za-z_
 // defaultCallback is the spec's JSONP callback name when none is given.
 const defaultCallback = "jsonpcallback"
 
+// Header values every response carries, shared (net/http copies a
+// response's header map before it writes it, and nothing changes these).
+var (
+	hdrNosniff  = []string{"nosniff"}
+	hdrNoCache  = []string{"no-cache, no-store, must-revalidate"}
+	hdrJSON     = []string{"application/json; charset=utf-8"}
+	hdrJSONP    = []string{"text/javascript; charset=utf-8"}
+	maxPoolBody = 64 << 10 // larger bodies are not kept in bodyPool
+)
+
+// bodyPool holds response buffers: a held connect's response is written
+// once and dropped, so one buffer serves many requests.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
 // ServeHTTP handles one Bayeux request.
 func (t *LongPolling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
+	h["X-Content-Type-Options"] = hdrNosniff
+	h["Cache-Control"] = hdrNoCache
 
 	msgs, jsonp, status, err := t.decode(w, r)
 	if err != nil {
@@ -115,21 +130,26 @@ func (t *LongPolling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if parts == nil {
 		return // the client went away while its connect was held
 	}
-	body := make([]byte, 0, bodySize(parts)+len(jsonp)+4)
+	bp := bodyPool.Get().(*[]byte)
+	body := slices.Grow((*bp)[:0], bodySize(parts)+len(jsonp)+4)
 	if jsonp != "" {
-		h.Set("Content-Type", "text/javascript; charset=utf-8")
+		h["Content-Type"] = hdrJSONP
 		body = append(append(body, jsonp...), '(')
 	} else {
-		h.Set("Content-Type", "application/json; charset=utf-8")
+		h["Content-Type"] = hdrJSON
 	}
 	body = appendArray(body, parts)
 	if jsonp != "" {
 		body = append(body, ");"...)
 	}
 	// A known length spares chunked encoding: one write for the response.
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	if _, err := w.Write(body); err != nil {
 		t.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("write response")
+	}
+	if cap(body) <= maxPoolBody {
+		*bp = body[:0]
+		bodyPool.Put(bp)
 	}
 }
 
