@@ -17,6 +17,8 @@
 //	bayeuxhub-bench --inproc --scenario replay --duration 10s --transport websocket
 //	bayeuxhub-bench --inproc --scenario fanout --history-size 1000
 //	bayeuxhub-bench --protocol centrifugo --url ws://127.0.0.1:8000/connection/websocket --scenario chat
+//	bayeuxhub-bench --url http://127.0.0.1:8080/cometd --scenario reach --subscribers 19000 --hold 60s --expect 1 \
+//	    --local-addrs 127.0.0.2,127.0.0.3 --server-pid 1234,1235 --json   # prints READY <n> on stderr
 //	bayeuxhub-bench report --out BENCHMARKS.md results/   # see run_report.go
 //
 // Every explicit flag overrides the scenario preset. Load goes to loopback
@@ -34,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -76,7 +79,10 @@ func run() error {
 		warmup      = fs.Duration("warmup", 0, "load before the measured window")
 		drain       = fs.Duration("drain", 0, "longest wait for outstanding deliveries after publishing stops")
 		maxMsgs     = fs.Int64("max-messages", 0, "hard bound on messages published (0 = none)")
-		serverPID   = fs.Int("server-pid", 0, "server process whose RSS and CPU to report")
+		serverPID   = fs.String("server-pid", "", "server process whose RSS and CPU to report; a comma-separated list (several hubs) sums them")
+		channel     = fs.String("channel", "", "reach scenario: the channel every client subscribes to (default /bench/reach; bench_reach with --protocol centrifugo)")
+		hold        = fs.Duration("hold", 0, "reach scenario: how long to stay connected counting deliveries once every client is subscribed (default 60s)")
+		expect      = fs.Int("expect", 0, "reach scenario: end as soon as this many messages reached every client (0: wait for --hold)")
 		setupConc   = fs.Int("setup-concurrency", 0, "handshakes/subscribes in flight during setup (default 256)")
 		localAddrs  = fs.String("local-addrs", "", "comma-separated source addresses, e.g. 127.0.0.2,127.0.0.3: the clients' TCP connections (long-polling, WebSocket, Centrifugo) are spread over them round robin; 127.0.0.0/8 only (Linux routes it all to lo), to get past one address's ~28,000 ephemeral ports")
 		jsonOut     = fs.Bool("json", false, "print one JSON object instead of the summary table")
@@ -188,7 +194,38 @@ func run() error {
 	if *local {
 		cfg.Transport = ""
 	}
-	cfg.ServerPID = *serverPID
+	if *serverPID != "" {
+		for f := range strings.SplitSeq(*serverPID, ",") {
+			pid, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("--server-pid %q: want a PID or a comma-separated list of PIDs", *serverPID)
+			}
+			cfg.ServerPIDs = append(cfg.ServerPIDs, pid)
+		}
+		cfg.ServerPID = cfg.ServerPIDs[0]
+		if len(cfg.ServerPIDs) == 1 {
+			cfg.ServerPIDs = nil
+		}
+	}
+	if set["channel"] {
+		cfg.Channel = *channel
+	}
+	if set["hold"] {
+		cfg.Hold = *hold
+	}
+	if set["expect"] {
+		cfg.Expect = *expect
+	}
+	if cfg.Kind == loadgen.KindReach {
+		if !set["transport"] {
+			cfg.Transport = loadgen.TransportWebSocket
+		}
+		cfg.OnReady = func(n int) {
+			// One line for the script that waits for it; stderr is
+			// unbuffered.
+			fmt.Fprintf(os.Stderr, "READY %d\n", n)
+		}
+	}
 	cfg.SetupConcurrency = *setupConc
 	if *localAddrs != "" {
 		cfg.LocalAddrs = strings.Split(*localAddrs, ",")
@@ -222,7 +259,7 @@ func run() error {
 		}()
 		cfg.URL = srv.url
 		cfg.InProc = true
-		cfg.ServerPID = os.Getpid()
+		cfg.ServerPID, cfg.ServerPIDs = os.Getpid(), nil
 		if *local {
 			cfg.Hub = localHub{srv.hub}
 			cfg.URL = "local:" + srv.url

@@ -24,6 +24,11 @@ const (
 	// KindChurn loops handshake, subscribe, disconnect and measures
 	// sessions per second.
 	KindChurn Kind = "churn"
+	// KindReach holds Subscribers clients on one channel (Channel) and
+	// counts the deliveries of messages published there by someone else
+	// (data {"ts": Unix ns}) until Hold ends or Expect messages reached
+	// every client (reach.go).
+	KindReach Kind = "reach"
 	// KindReplay runs publishers and subscribers that drop their sessions
 	// on a schedule and come back with the replay extension, resuming
 	// after the last replay id they saw (replay.go); it measures what
@@ -146,6 +151,10 @@ type Config struct {
 	// ServerPID, when set, is the server process whose RSS and CPU are
 	// reported.
 	ServerPID int `json:"server_pid"`
+	// ServerPIDs, when set, are all the server's processes (several hubs
+	// joined by NATS): their RSS and CPU are summed. ServerPID is then
+	// the first.
+	ServerPIDs []int `json:"server_pids,omitempty"`
 	// InProc tells the report that the server runs in this process, so
 	// the tool's own CPU includes the server's.
 	InProc bool `json:"inproc"`
@@ -165,6 +174,19 @@ type Config struct {
 	Hub LocalHub `json:"-"`
 	// Local tells the report that Hub was used.
 	Local bool `json:"local"`
+
+	// Channel is the reach scenario's channel (default /bench/reach,
+	// bench_reach for Centrifugo).
+	Channel string `json:"channel,omitempty"`
+	// Hold is how long the reach scenario stays connected counting
+	// deliveries after all clients are subscribed (default 60 s).
+	Hold time.Duration `json:"hold_ns,omitempty"`
+	// Expect, when positive, ends the reach scenario as soon as that many
+	// messages reached every subscribed client.
+	Expect int `json:"expect,omitempty"`
+	// OnReady, when set, is called once in the reach scenario when every
+	// client is set up, with the number subscribed.
+	OnReady func(subscribed int) `json:"-"`
 
 	// ReplayEvery is how often each subscriber of the replay scenario
 	// drops its session (the subscribers' first drops are spread over the
@@ -193,6 +215,7 @@ var presets = map[string]Config{
 		Size: 50, PublishersSubscribe: true},
 	"idle":  {Kind: KindIdle, Subscribers: 10000, Channels: 1, SubsPerClient: 1},
 	"churn": {Kind: KindChurn, Subscribers: 32, Channels: 1, SubsPerClient: 1},
+	"reach": {Kind: KindReach, Subscribers: 1000, Channels: 1, SubsPerClient: 1, Hold: 60 * time.Second},
 	"replay": {Kind: KindReplay, Subscribers: 100, Publishers: 10, Rate: 1000, Channels: 1, SubsPerClient: 1,
 		ReplayEvery: 5 * time.Second, ReplayDown: time.Second, ReplayDrop: DropDisconnect, HistorySize: 10000},
 }
@@ -218,6 +241,8 @@ func Scenarios() []string {
 //	               10 msg/s per room (1000 msg/s in total), 50-byte data; the first
 //	               100 clients publish (10 msg/s each, over their own rooms)
 //	idle           10000 long-polls held idle
+//	reach          1000 clients on /bench/reach, held 60 s, counting deliveries of
+//	               messages someone else publishes there with data {"ts": Unix ns}
 //	churn          32 workers looping handshake, subscribe, disconnect
 //	replay         100 subscribers on one channel with history, 10 publishers, 1000 msg/s in total;
 //	               every 5 s each subscriber drops its session, stays away 1 s and comes
@@ -323,6 +348,12 @@ func (c *Config) Validate() error {
 			c.MaxInflight = DefaultMaxInflightLP
 		}
 	}
+	if c.Kind == KindReach {
+		if c.Hold <= 0 {
+			c.Hold = 60 * time.Second
+		}
+		c.Duration = c.Hold
+	}
 	if c.Subscribers < 0 || c.Publishers < 0 || c.Rate < 0 || c.Duration <= 0 {
 		return fmt.Errorf("negative counts or non-positive duration")
 	}
@@ -355,7 +386,26 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("unknown replay drop %q (want %s or %s)", c.ReplayDrop, DropDisconnect, DropAbandon)
 		}
 	}
-	if (c.Kind == KindIdle || c.Kind == KindChurn) && c.Subscribers == 0 {
+	if len(c.ServerPIDs) > 0 {
+		c.ServerPID = c.ServerPIDs[0]
+	}
+	if c.Kind == KindReach {
+		if c.Hub != nil {
+			return fmt.Errorf("the reach scenario needs a server at a URL")
+		}
+		if c.Expect < 0 {
+			return fmt.Errorf("negative --expect")
+		}
+		if c.Channel == "" {
+			c.Channel = "/bench/reach"
+			if c.Protocol == ProtocolCentrifugo {
+				c.Channel = "bench_reach"
+			}
+		}
+		c.Channels, c.SubsPerClient, c.Publishers, c.Rate, c.Warmup = 1, 1, 0, 0, 0
+		c.PublishersSubscribe = false
+	}
+	if (c.Kind == KindIdle || c.Kind == KindChurn || c.Kind == KindReach) && c.Subscribers == 0 {
 		return fmt.Errorf("scenario needs --subscribers > 0")
 	}
 	return nil
@@ -386,6 +436,9 @@ func ChannelName(i int) string { return fmt.Sprintf("/bench/%d", i) }
 // /bench/i for Bayeux, bench_i for Centrifugo (a channel without a
 // namespace).
 func (c *Config) ChannelName(i int) string {
+	if c.Kind == KindReach {
+		return c.Channel
+	}
 	if c.Protocol == ProtocolCentrifugo {
 		return fmt.Sprintf("bench_%d", i)
 	}

@@ -55,6 +55,12 @@
 // scenarios (fanout, fanout-latency, chat, idle, churn, publish) and the
 // same accounting.
 //
+// The reach scenario (reach.go) holds many connections on one channel
+// for a while, says when they are all subscribed (Config.OnReady), and
+// counts how many clients each message published there from elsewhere
+// reached, and how fast, from the ts in its data; server RSS is summed
+// over several server PIDs (Config.ServerPIDs).
+//
 // Config.LocalAddrs spreads the clients' TCP connections over source
 // addresses in 127.0.0.0/8, round robin, to hold more connections to one
 // server port than one source address's ephemeral ports allow.

@@ -68,7 +68,7 @@ func (r *runner) runLocal(ctx context.Context) (*Result, error) {
 	cfg := &r.cfg
 	hub := cfg.Hub
 	res := newResult(cfg)
-	res.ServerRSSBefore = ProcRSS(cfg.ServerPID)
+	res.ServerRSSBefore = cfg.serverRSS()
 	r.subCount = make([]uint64, cfg.Channels)
 	trackers := make([]*SubTracker, cfg.Subscribers)
 	subs := make([]LocalClient, cfg.Subscribers)
@@ -181,7 +181,7 @@ func (r *runner) runLocal(ctx context.Context) (*Result, error) {
 		// Deliveries of a bounded run are measured until they drained.
 		d1 = r.snap()
 	}
-	res.ServerRSSAfter = ProcRSS(cfg.ServerPID)
+	res.ServerRSSAfter = cfg.serverRSS()
 	close(stopProgress)
 	// Disconnect waits for each session actor to stop, which orders its
 	// last deliveries before the accounting below.
@@ -272,7 +272,7 @@ func (r *runner) localPublisher(ctx context.Context, tl *timeline, j int, c Loca
 func (r *runner) runLocalChurn(ctx context.Context) (*Result, error) {
 	cfg := &r.cfg
 	res := newResult(cfg)
-	res.ServerRSSBefore = ProcRSS(cfg.ServerPID)
+	res.ServerRSSBefore = cfg.serverRSS()
 	tl := r.setTimes(cfg.Warmup)
 	stopProgress := make(chan struct{})
 	go r.progress(stopProgress, func() string { return fmt.Sprintf("sessions %d  ", r.sessions.Load()) })

@@ -99,6 +99,8 @@ type Result struct {
 
 	// Replay holds the replay scenario's figures (nil for the others).
 	Replay *ReplayStats `json:"replay,omitempty"`
+	// Reach holds the reach scenario's figures (nil for the others).
+	Reach *ReachStats `json:"reach,omitempty"`
 
 	Series []Point      `json:"series,omitempty"`
 	Hist   []HistBucket `json:"histogram,omitempty"`
@@ -106,7 +108,7 @@ type Result struct {
 
 func newResult(cfg *Config) *Result {
 	c := *cfg
-	c.Progress = nil
+	c.Progress, c.OnReady = nil, nil
 	return &Result{Config: c, Date: time.Now().UTC().Format(time.RFC3339), ServerCPU: -1,
 		ServerRSSBefore: -1, ServerRSSAfter: -1}
 }
@@ -224,6 +226,8 @@ func (r *Result) WriteSummary(w io.Writer) {
 		row("server rss", fmt.Sprintf("%s before, %s after, %s per client\t%s",
 			fmtBytes(r.ServerRSSBefore), fmtBytes(r.ServerRSSAfter), FmtBytes(r.RSSPerClient), cpu))
 		row("generator rss", fmtBytes(r.GenRSS))
+	case KindReach:
+		r.writeReach(row)
 	case KindChurn:
 		row("sessions", fmt.Sprintf("%.0f sessions/s  (%d in window)\t%s", r.SessionRate, r.Sessions, cpu))
 		row("handshakes", fmt.Sprintf("%.0f /s", r.HandshakeRate))

@@ -159,6 +159,8 @@ type runner struct {
 	idsMu sync.Mutex
 	ids   []string // final client ids, for disconnecting
 
+	reach *reachState // the reach scenario (reach.go)
+
 	// shared[i] is subscriber i's session when publishers are
 	// subscribers (Config.PublishersSubscribe), for i < Publishers.
 	shared []*session
@@ -199,6 +201,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return r.runIdle(ctx)
 	case KindChurn:
 		return r.runChurn(ctx)
+	case KindReach:
+		return r.runReach(ctx)
 	default:
 		return r.runPubSub(ctx)
 	}
@@ -318,7 +322,11 @@ func (r *runner) subscriber(ctx context.Context, i int, sem chan struct{}, ready
 		names[k] = r.chNames[ch]
 	}
 	tr := NewSubTracker(chans, r.cfg.Publishers)
-	c := r.newConn(func(m *Msg, at time.Time) { r.deliver(tr, m, at) })
+	deliver := func(m *Msg, at time.Time) { r.deliver(tr, m, at) }
+	if r.reach != nil {
+		deliver = func(m *Msg, at time.Time) { r.reachDeliver(i, m, at) }
+	}
+	c := r.newConn(deliver)
 	// Close waits for a WebSocket's reader, the tracker's only writer,
 	// so tr is complete once the subscriber has returned.
 	defer c.Close()
@@ -465,7 +473,7 @@ func (r *runner) snap() snapshot {
 	return snapshot{
 		at:        time.Now(),
 		cpu:       SelfCPU(),
-		srvCPU:    ProcCPU(r.cfg.ServerPID),
+		srvCPU:    r.cfg.serverCPU(),
 		published: r.published.Load(),
 		delivered: r.delivered.Load(),
 		sessions:  r.sessions.Load(),
@@ -519,7 +527,7 @@ func (r *runner) progress(stop <-chan struct{}, extra func() string) {
 func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 	cfg := &r.cfg
 	res := newResult(cfg)
-	res.ServerRSSBefore = ProcRSS(cfg.ServerPID)
+	res.ServerRSSBefore = cfg.serverRSS()
 
 	r.subCount = make([]uint64, cfg.Channels)
 	for i := range cfg.Subscribers {
@@ -699,7 +707,7 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 		// Deliveries of a bounded run are measured until they drained.
 		d1 = r.snap()
 	}
-	res.ServerRSSAfter = ProcRSS(cfg.ServerPID)
+	res.ServerRSSAfter = cfg.serverRSS()
 	close(stopProgress)
 	stopSubs()
 	subsWG.Wait()
@@ -856,7 +864,7 @@ func (r *runner) runIdle(ctx context.Context) (*Result, error) {
 	cfg := &r.cfg
 	cfg.Warmup, cfg.Publishers, cfg.Rate = 0, 0, 0
 	res := newResult(cfg)
-	res.ServerRSSBefore = ProcRSS(cfg.ServerPID)
+	res.ServerRSSBefore = cfg.serverRSS()
 	subCtx, stopSubs := context.WithCancel(ctx)
 	defer stopSubs()
 	var subsWG, readyWG sync.WaitGroup
@@ -888,13 +896,13 @@ func (r *runner) runIdle(ctx context.Context) (*Result, error) {
 	r.setTimes(0)
 	stopProgress := make(chan struct{})
 	go r.progress(stopProgress, func() string {
-		return fmt.Sprintf("held %d  srv rss %s  ", held, fmtBytes(ProcRSS(cfg.ServerPID)))
+		return fmt.Sprintf("held %d  srv rss %s  ", held, fmtBytes(cfg.serverRSS()))
 	})
 	s0 := r.snap()
 	c0 := r.connects.Load()
 	sleepCtx(ctx, cfg.Duration)
 	s1 := r.snap()
-	res.ServerRSSAfter = ProcRSS(cfg.ServerPID)
+	res.ServerRSSAfter = cfg.serverRSS()
 	res.IdleConnectReplies = r.connects.Load() - c0
 	res.GenRSS = ProcRSS(os.Getpid())
 	close(stopProgress)
@@ -915,7 +923,7 @@ func (r *runner) runIdle(ctx context.Context) (*Result, error) {
 func (r *runner) runChurn(ctx context.Context) (*Result, error) {
 	cfg := &r.cfg
 	res := newResult(cfg)
-	res.ServerRSSBefore = ProcRSS(cfg.ServerPID)
+	res.ServerRSSBefore = cfg.serverRSS()
 	tl := r.setTimes(cfg.Warmup)
 	stopProgress := make(chan struct{})
 	go r.progress(stopProgress, func() string {
@@ -965,7 +973,7 @@ func (r *runner) runChurn(ctx context.Context) (*Result, error) {
 	s1 = r.snap()
 	wg.Wait()
 	close(stopProgress)
-	res.ServerRSSAfter = ProcRSS(cfg.ServerPID)
+	res.ServerRSSAfter = cfg.serverRSS()
 	r.fill(res, s0, s1)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()

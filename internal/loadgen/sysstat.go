@@ -73,3 +73,37 @@ func ProcRSS(pid int) int64 {
 	}
 	return -1
 }
+
+// serverRSS returns the summed RSS of the server processes, -1 when
+// unknown (any of them).
+func (c *Config) serverRSS() int64 {
+	if len(c.ServerPIDs) == 0 {
+		return ProcRSS(c.ServerPID)
+	}
+	var sum int64
+	for _, pid := range c.ServerPIDs {
+		v := ProcRSS(pid)
+		if v < 0 {
+			return -1
+		}
+		sum += v
+	}
+	return sum
+}
+
+// serverCPU returns the summed CPU time of the server processes, -1
+// when unknown (any of them).
+func (c *Config) serverCPU() time.Duration {
+	if len(c.ServerPIDs) == 0 {
+		return ProcCPU(c.ServerPID)
+	}
+	var sum time.Duration
+	for _, pid := range c.ServerPIDs {
+		v := ProcCPU(pid)
+		if v < 0 {
+			return -1
+		}
+		sum += v
+	}
+	return sum
+}
