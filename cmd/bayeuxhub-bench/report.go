@@ -256,6 +256,9 @@ func rateNote(r *loadgen.Result, x resultExtra) string {
 			}
 			parts = append(parts, p+"; latency counts from the schedule)")
 		}
+		if x.Unsent != nil && *x.Unsent > 0 {
+			parts = append(parts, fmt.Sprintf("%d scheduled in the window were never sent", *x.Unsent))
+		}
 		if r.PublishRate < 0.95*r.Config.Rate {
 			parts = append(parts, fmt.Sprintf("publishers reached %.0f of the %.0f msg/s asked", r.PublishRate, r.Config.Rate))
 		}

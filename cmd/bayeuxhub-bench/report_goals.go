@@ -40,6 +40,7 @@ var transportShort = map[string]string{loadgen.TransportLongPolling: "long-polli
 type resultExtra struct {
 	Late      *uint64  `json:"late"`
 	LateMaxMS *float64 `json:"late_max_ms"`
+	Unsent    *uint64  `json:"unsent"`
 	Config    struct {
 		Loop     string `json:"loop"`
 		Protocol string `json:"protocol"`

@@ -275,6 +275,7 @@ func TestReportTablesCentrifugoAndOpenLoop(t *testing.T) {
 	m["config"].(map[string]any)["loop"] = "open"
 	m["late"] = 1234
 	m["late_max_ms"] = 56.0
+	m["unsent"] = 7
 	write("centrifugo", m)
 	out := filepath.Join(t.TempDir(), "B.md")
 	if err := reportMain([]string{"--out", out, dir}); err != nil {
@@ -284,7 +285,7 @@ func TestReportTablesCentrifugoAndOpenLoop(t *testing.T) {
 	md := string(mdb)
 	wantIn(t, md, "| metric | bayeuxhub | floor | Faye | Centrifugo | bayeuxhub / floor | bayeuxhub / Faye | bayeuxhub / Centrifugo |",
 		"| delivered/s | 1000000 | — | — | 500000 | | | 2.00× |",
-		"Centrifugo: open loop: 1234 publishes were sent late (more than 1 ms after their scheduled time, the latest 56.00ms late")
+		"Centrifugo: open loop: 1234 publishes were sent late (more than 1 ms after their scheduled time, the latest 56.00ms late; latency counts from the schedule); 7 scheduled in the window were never sent.")
 	if strings.Contains(md, "Centrifugo: publishers reached") {
 		t.Errorf("closed-loop note for an open-loop run:\n%s", md)
 	}
