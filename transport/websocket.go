@@ -192,20 +192,6 @@ func NewWebSocket(hub *actors.Hub, opts WebSocketOptions) *WebSocket {
 	return t
 }
 
-// offersDeflate reports whether an upgrade request offers
-// permessage-deflate: gorilla/websocket accepts it then, when enabled.
-func offersDeflate(h http.Header) bool {
-	for _, v := range h.Values("Sec-WebSocket-Extensions") {
-		for ext := range strings.SplitSeq(v, ",") {
-			name, _, _ := strings.Cut(ext, ";")
-			if strings.EqualFold(strings.TrimSpace(name), "permessage-deflate") {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // The connection buffers: see NewWebSocket.
 const (
 	wsReadBuffer  = 1 << 10
@@ -278,7 +264,7 @@ func (t *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.wg.Done()
 		return
 	}
-	c := newWSConn(t, ws, r.RemoteAddr, r.Header.Clone(), t.opts.Compression && offersDeflate(r.Header))
+	c := newWSConn(t, ws, r.RemoteAddr, r.Header.Clone())
 	t.mu.Lock()
 	if t.closed { // Close ran while upgrading
 		t.mu.Unlock()
