@@ -333,15 +333,7 @@ func writeTransportTable(b *strings.Builder, dir string) {
 	b.WriteString("bayeuxhub alone, the same scenarios driven over HTTP long-polling and over WebSocket " +
 		"(`--transport websocket`: one socket per client, deliveries pushed in their own frames), " +
 		"each run on a freshly started server.\n\n")
-	b.WriteString("| scenario | transport |")
-	for _, m := range transportMetrics {
-		fmt.Fprintf(b, " %s |", m.name)
-	}
-	b.WriteString("\n|---|---|")
-	for range transportMetrics {
-		b.WriteString("---:|")
-	}
-	b.WriteString("\n")
+	writeMetricHeader(b, "| scenario | transport |", transportMetrics)
 	b.WriteString(t.String())
 	for _, n := range notes {
 		fmt.Fprintf(b, "\n%s\n", n)
@@ -469,6 +461,20 @@ func writeHistorySection(b *strings.Builder, dir string) {
 		}
 		b.WriteString("\n")
 	}
+}
+
+// writeMetricHeader writes a table's header: two text columns (lead, as
+// "| a | b |"), then one right-aligned column per metric.
+func writeMetricHeader(b *strings.Builder, lead string, cols []metric) {
+	b.WriteString(lead)
+	for _, m := range cols {
+		fmt.Fprintf(b, " %s |", m.name)
+	}
+	b.WriteString("\n|---|---|")
+	for range cols {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
 }
 
 func cmpOr(a, b *loadgen.Result) *loadgen.Result {

@@ -512,15 +512,7 @@ func writeRunsTable(b *strings.Builder, sc, what string, keys []runKey, get func
 		}
 		b.WriteString("\n\n")
 	}
-	b.WriteString("| server | run |")
-	for _, m := range cols {
-		fmt.Fprintf(b, " %s |", m.name)
-	}
-	b.WriteString("\n|---|---|")
-	for range cols {
-		b.WriteString("---:|")
-	}
-	b.WriteString("\n")
+	writeMetricHeader(b, "| server | run |", cols)
 	var notes []string
 	for _, k := range keys {
 		rs := get(k)

@@ -142,27 +142,7 @@ func (r *runner) runReach(ctx context.Context) (*Result, error) {
 	r.reach = st
 	subCtx, stopSubs := context.WithCancel(ctx)
 	defer stopSubs()
-	var subsWG, readyWG sync.WaitGroup
-	sem := make(chan struct{}, cfg.SetupConcurrency)
-	var setupFailed atomic.Uint64
-	setupStart := time.Now()
-	for i := range cfg.Subscribers {
-		subsWG.Add(1)
-		readyWG.Add(1)
-		go func() {
-			defer subsWG.Done()
-			r.subscriber(subCtx, i, sem, func(_ *SubTracker, err error) {
-				if err != nil {
-					setupFailed.Add(1)
-					r.errs.add("subscriber setup", err)
-				}
-				readyWG.Done()
-			})
-		}()
-	}
-	readyWG.Wait()
-	res.SetupSeconds = time.Since(setupStart).Seconds()
-	res.SetupFailed = setupFailed.Load()
+	subsWG := r.startSubscribers(subCtx, r.subscriber, res, nil)
 	held := uint64(cfg.Subscribers) - res.SetupFailed
 	res.Held = held
 	st.target.Store(int64(held))

@@ -546,33 +546,12 @@ func (r *runner) runPubSub(ctx context.Context) (*Result, error) {
 	subCtx, stopSubs := context.WithCancel(ctx)
 	defer stopSubs()
 	trackers := make([]*SubTracker, cfg.Subscribers)
-	var subsWG, readyWG sync.WaitGroup
-	sem := make(chan struct{}, cfg.SetupConcurrency)
-	var setupFailed atomic.Uint64
-	setupStart := time.Now()
 	subscriber := r.subscriber
 	if cfg.Kind == KindReplay {
 		r.rsubs = make([]*replaySub, cfg.Subscribers)
 		subscriber = r.replaySubscriber
 	}
-	for i := range cfg.Subscribers {
-		subsWG.Add(1)
-		readyWG.Add(1)
-		go func() {
-			defer subsWG.Done()
-			subscriber(subCtx, i, sem, func(tr *SubTracker, err error) {
-				trackers[i] = tr
-				if err != nil {
-					setupFailed.Add(1)
-					r.errs.add("subscriber setup", err)
-				}
-				readyWG.Done()
-			})
-		}()
-	}
-	readyWG.Wait()
-	res.SetupSeconds = time.Since(setupStart).Seconds()
-	res.SetupFailed = setupFailed.Load()
+	subsWG := r.startSubscribers(subCtx, subscriber, res, func(i int, tr *SubTracker) { trackers[i] = tr })
 	if cfg.Subscribers > 0 && res.SetupFailed == uint64(cfg.Subscribers) {
 		stopSubs()
 		subsWG.Wait()
@@ -858,25 +837,25 @@ func (r *runner) disconnectAll() {
 	r.ids = nil
 }
 
-// runIdle holds Subscribers long-polls open with no traffic and reports
-// the server's memory per client.
-func (r *runner) runIdle(ctx context.Context) (*Result, error) {
-	cfg := &r.cfg
-	cfg.Warmup, cfg.Publishers, cfg.Rate = 0, 0, 0
-	res := newResult(cfg)
-	res.ServerRSSBefore = cfg.serverRSS()
-	subCtx, stopSubs := context.WithCancel(ctx)
-	defer stopSubs()
+// startSubscribers starts cfg.Subscribers subscribers with subscriber, at
+// most cfg.SetupConcurrency setting up at once, and returns once each is
+// set up or has failed, with their goroutines' WaitGroup: it records the
+// setup time and failures in res, and calls ready (when not nil) with each
+// one's tracker.
+func (r *runner) startSubscribers(ctx context.Context, subscriber func(context.Context, int, chan struct{}, func(*SubTracker, error)), res *Result, ready func(i int, tr *SubTracker)) *sync.WaitGroup {
 	var subsWG, readyWG sync.WaitGroup
-	sem := make(chan struct{}, cfg.SetupConcurrency)
+	sem := make(chan struct{}, r.cfg.SetupConcurrency)
 	var setupFailed atomic.Uint64
 	setupStart := time.Now()
-	for i := range cfg.Subscribers {
+	for i := range r.cfg.Subscribers {
 		subsWG.Add(1)
 		readyWG.Add(1)
 		go func() {
 			defer subsWG.Done()
-			r.subscriber(subCtx, i, sem, func(tr *SubTracker, err error) {
+			subscriber(ctx, i, sem, func(tr *SubTracker, err error) {
+				if ready != nil {
+					ready(i, tr)
+				}
 				if err != nil {
 					setupFailed.Add(1)
 					r.errs.add("subscriber setup", err)
@@ -888,6 +867,19 @@ func (r *runner) runIdle(ctx context.Context) (*Result, error) {
 	readyWG.Wait()
 	res.SetupSeconds = time.Since(setupStart).Seconds()
 	res.SetupFailed = setupFailed.Load()
+	return &subsWG
+}
+
+// runIdle holds Subscribers long-polls open with no traffic and reports
+// the server's memory per client.
+func (r *runner) runIdle(ctx context.Context) (*Result, error) {
+	cfg := &r.cfg
+	cfg.Warmup, cfg.Publishers, cfg.Rate = 0, 0, 0
+	res := newResult(cfg)
+	res.ServerRSSBefore = cfg.serverRSS()
+	subCtx, stopSubs := context.WithCancel(ctx)
+	defer stopSubs()
+	subsWG := r.startSubscribers(subCtx, r.subscriber, res, nil)
 	held := uint64(cfg.Subscribers) - res.SetupFailed
 	res.Held = held
 	// Let the first connects (which some servers answer at once) and the

@@ -76,30 +76,23 @@ func ProcRSS(pid int) int64 {
 
 // serverRSS returns the summed RSS of the server processes, -1 when
 // unknown (any of them).
-func (c *Config) serverRSS() int64 {
-	if len(c.ServerPIDs) == 0 {
-		return ProcRSS(c.ServerPID)
-	}
-	var sum int64
-	for _, pid := range c.ServerPIDs {
-		v := ProcRSS(pid)
-		if v < 0 {
-			return -1
-		}
-		sum += v
-	}
-	return sum
-}
+func (c *Config) serverRSS() int64 { return sumOverPIDs(c.ServerPID, c.ServerPIDs, ProcRSS) }
 
 // serverCPU returns the summed CPU time of the server processes, -1
 // when unknown (any of them).
 func (c *Config) serverCPU() time.Duration {
-	if len(c.ServerPIDs) == 0 {
-		return ProcCPU(c.ServerPID)
+	return sumOverPIDs(c.ServerPID, c.ServerPIDs, ProcCPU)
+}
+
+// sumOverPIDs sums read over pids (pid alone when pids is empty); -1 when
+// any of them is unknown.
+func sumOverPIDs[T ~int64](pid int, pids []int, read func(int) T) T {
+	if len(pids) == 0 {
+		return read(pid)
 	}
-	var sum time.Duration
-	for _, pid := range c.ServerPIDs {
-		v := ProcCPU(pid)
+	var sum T
+	for _, p := range pids {
+		v := read(p)
 		if v < 0 {
 			return -1
 		}

@@ -388,15 +388,8 @@ func (c *WSClient) roundTrip(ctx context.Context, ids []string, timeout time.Dur
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	bp := bufPool.Get().(*[]byte)
-	*bp = build((*bp)[:0])
-	s.wmu.Lock()
-	err = s.ws.Write(ctx, websocket.MessageText, *bp)
-	s.wmu.Unlock()
-	bufPool.Put(bp)
-	if err != nil {
-		s.forget(ids)
-		return nil, fmt.Errorf("loadgen: websocket write: %w", err)
+	if err := s.writeFrame(ctx, ids, build); err != nil {
+		return nil, err
 	}
 	select {
 	case <-w.done:
@@ -591,16 +584,25 @@ func (c *WSClient) publishAsync(ctx context.Context, ps []Payload, ids []string,
 		s.waiters[id] = w
 	}
 	s.mu.Unlock()
+	if err := s.writeFrame(ctx, ids, build); err != nil {
+		w.finish(err)
+	}
+}
+
+// writeFrame writes the frame build appends, in a pooled buffer; on error
+// the waiters of ids are forgotten.
+func (s *wsSock) writeFrame(ctx context.Context, ids []string, build func([]byte) []byte) error {
 	bp := bufPool.Get().(*[]byte)
 	*bp = build((*bp)[:0])
 	s.wmu.Lock()
-	err = s.ws.Write(ctx, websocket.MessageText, *bp)
+	err := s.ws.Write(ctx, websocket.MessageText, *bp)
 	s.wmu.Unlock()
 	bufPool.Put(bp)
 	if err != nil {
 		s.forget(ids)
-		w.finish(fmt.Errorf("loadgen: websocket write: %w", err))
+		return fmt.Errorf("loadgen: websocket write: %w", err)
 	}
+	return nil
 }
 
 // appendPublish appends the frame publishing ps with the given ids.
