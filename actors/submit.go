@@ -137,8 +137,8 @@ func (h *Hub) SubmitFunc(ctx context.Context, req RemoteRequest, done func([][]b
 		go func() { done(pending(ctx)) }()
 		return
 	}
-	ref := h.lookupSession(id)
-	if ref == nil || ref.local {
+	ref := h.remoteSession(id)
+	if ref == nil {
 		done(failAll(msgs, protocol.ErrUnknownClient(id)))
 		return
 	}
@@ -147,7 +147,7 @@ func (h *Hub) SubmitFunc(ctx context.Context, req RemoteRequest, done func([][]b
 		return
 	}
 	cb := &submitCall{done: done}
-	b := &remoteBatch{msgs: msgs, browser: req.BrowserID, header: req.Header, push: req.Push}
+	b := newRemoteBatch(msgs, &req)
 	b.notify = func(res *batchResult) bool {
 		if ctx.Err() != nil {
 			cb.finish(nil)
@@ -232,14 +232,29 @@ type step struct {
 
 // submitBatch sends a batch to the client's session.
 func (h *Hub) submitBatch(clientID string, msgs []*protocol.Message, req *RemoteRequest) *step {
-	ref := h.lookupSession(clientID)
-	if ref == nil || ref.local {
-		// A local client's id is not a remote client's to use.
+	ref := h.remoteSession(clientID)
+	if ref == nil {
 		return &step{ready: failAll(msgs, protocol.ErrUnknownClient(clientID))}
 	}
-	b := &remoteBatch{msgs: msgs, browser: req.BrowserID, header: req.Header, push: req.Push, result: make(chan *batchResult, 1)}
+	b := newRemoteBatch(msgs, req)
+	b.result = make(chan *batchResult, 1)
 	h.root.Send(ref.pid, b)
 	return &step{ref: ref, b: b, clientID: clientID}
+}
+
+// remoteSession is the session of a remote client, nil for none: a local
+// client's id is not a remote client's to use.
+func (h *Hub) remoteSession(clientID string) *sessionRef {
+	if ref := h.lookupSession(clientID); ref != nil && !ref.local {
+		return ref
+	}
+	return nil
+}
+
+// newRemoteBatch is a batch of a request's messages for one client; its
+// caller sets how it is answered (result or notify).
+func newRemoteBatch(msgs []*protocol.Message, req *RemoteRequest) *remoteBatch {
+	return &remoteBatch{msgs: msgs, browser: req.BrowserID, header: req.Header, push: req.Push}
 }
 
 func (st *step) abandon(h *Hub) {
