@@ -37,6 +37,9 @@ type remoteOutbox struct {
 	// the slice a single delivery is pushed in (the pusher copies it).
 	pusher func([][]byte) bool
 	one    [1][]byte
+	// inbox counts the deliveries waiting in the session's mailbox: one is
+	// pushed alone only when none waits behind it.
+	inbox *inbox
 
 	connected      bool // a first connect has been answered
 	flushScheduled bool
@@ -149,11 +152,33 @@ func (o *remoteOutbox) drain() {
 	}
 }
 
-// pushQueue hands the queue to the pushing transport, if there is one and
-// it takes it.
+// pushChunk bounds the bytes of one push (but for a single larger
+// message): the transport refuses pushes once it holds its limit
+// (WebSocketOptions.MaxPendingBytes), so a session's backlog is handed
+// over in chunks, and what the transport holds goes over its limit by one
+// chunk at most.
+const pushChunk = 32 << 10
+
+// pushQueue hands the queue to the pushing transport, if there is one, in
+// chunks until it refuses one or the queue is empty.
 func (o *remoteOutbox) pushQueue() {
-	if o.pusher != nil && len(o.queue) > 0 && o.pusher(o.queue) {
-		o.takeQueue()
+	for o.pusher != nil && len(o.queue) > 0 {
+		n, size := 0, 0
+		for n < len(o.queue) && (n == 0 || size+len(o.queue[n]) <= pushChunk) {
+			size += len(o.queue[n])
+			n++
+		}
+		if !o.pusher(o.queue[:n]) {
+			return
+		}
+		if n == len(o.queue) {
+			o.takeQueue()
+			return
+		}
+		clear(o.queue[:n])
+		o.queue = o.queue[n:]
+		o.s.hub.stats.queued.Add(-int64(n))
+		o.addBytes(-size)
 	}
 }
 
@@ -341,10 +366,12 @@ func (o *remoteOutbox) enqueue(ctx actor.Context, wire []byte) {
 			return
 		}
 	}
-	if o.pusher != nil && len(o.queue) == 0 {
-		// Nothing waits before it: the pushing transport takes it now,
-		// without a flushNow round trip through the mailbox (its writer
-		// batches what comes while it writes). Refused, it is queued.
+	if o.pusher != nil && len(o.queue) == 0 && o.inbox.waiting.Load() == 0 {
+		// Nothing waits before it nor behind it: the pushing transport
+		// takes it now, without a flushNow round trip through the mailbox.
+		// With deliveries behind it, it is queued and they are pushed
+		// together by the flushNow that follows them (see inbox). Refused,
+		// it is queued.
 		o.one[0] = wire
 		ok := o.pusher(o.one[:])
 		o.one[0] = nil

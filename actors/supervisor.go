@@ -171,7 +171,13 @@ func (s *supervisor) drainedOne(id string) {
 // spawn starts a session actor and registers it.
 func (s *supervisor) spawn(ctx actor.Context, ref *sessionRef, c *Client) error {
 	h := s.hub
-	props := actor.PropsFromProducer(func() actor.Actor { return newSession(h, ref, c) })
+	var in *inbox
+	var opts []actor.PropsOption
+	if !c.Local {
+		in = &inbox{}
+		opts = append(opts, actor.WithMailbox(actor.Unbounded(in)))
+	}
+	props := actor.PropsFromProducer(func() actor.Actor { return newSession(h, ref, c, in) }, opts...)
 	pid, err := ctx.SpawnNamed(props, ref.id)
 	if err != nil {
 		return fmt.Errorf("spawn session %s: %w", ref.id, err)

@@ -113,7 +113,8 @@ type WebSocketOptions struct {
 	// session queue (bounded there, see MaxWriteQueue); it reads again once
 	// enough is written. A connection so holds at most about twice the
 	// limit, plus the replies of the frame it read last and one batch from
-	// the session (a push, or a connect reply with what the session kept).
+	// the session (a push, at most 32 KiB but for a single larger message,
+	// or a connect reply with what the session kept).
 	// A peer that takes nothing is closed, as ever, when a frame has not
 	// been written within WriteTimeout. The server does not ping while
 	// output is pending or reads are paused (it would not read the pong):
@@ -192,6 +193,20 @@ func NewWebSocket(hub *actors.Hub, opts WebSocketOptions) *WebSocket {
 	return t
 }
 
+// offersDeflate reports whether an upgrade request offers
+// permessage-deflate: gorilla/websocket accepts it then, when enabled.
+func offersDeflate(h http.Header) bool {
+	for _, v := range h.Values("Sec-WebSocket-Extensions") {
+		for ext := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(ext, ";")
+			if strings.EqualFold(strings.TrimSpace(name), "permessage-deflate") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // The connection buffers: see NewWebSocket.
 const (
 	wsReadBuffer  = 1 << 10
@@ -264,7 +279,7 @@ func (t *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.wg.Done()
 		return
 	}
-	c := newWSConn(t, ws, r.RemoteAddr, r.Header.Clone())
+	c := newWSConn(t, ws, r.RemoteAddr, r.Header.Clone(), t.opts.Compression && offersDeflate(r.Header))
 	t.mu.Lock()
 	if t.closed { // Close ran while upgrading
 		t.mu.Unlock()

@@ -85,13 +85,54 @@ type wsConn struct {
 
 	room    chan struct{} // pending, reading or awaited went down (capacity 1)
 	flushed chan struct{} // the writer went idle or a reply came (capacity 1)
+
+	// sock, for a connection without permessage-deflate, frames and
+	// writes everything itself (wsframe.go); with deflate, gorilla's
+	// writer does. partial is the part of pending that a push written at
+	// once (wsSocket.tryWrite) left for the writer.
+	sock    *wsSocket
+	partial int64
 }
 
-func newWSConn(t *WebSocket, ws *websocket.Conn, remote string, header http.Header) *wsConn {
+func newWSConn(t *WebSocket, ws *websocket.Conn, remote string, header http.Header, deflate bool) *wsConn {
 	ctx, cancel := context.WithCancel(context.Background())
-	ws.SetReadLimit(t.opts.MaxBody)
-	return &wsConn{t: t, ws: ws, remote: remote, header: header, ctx: ctx, cancel: cancel,
+	c := &wsConn{t: t, ws: ws, remote: remote, header: header, ctx: ctx, cancel: cancel,
 		room: make(chan struct{}, 1), flushed: make(chan struct{}, 1)}
+	if deflate {
+		ws.SetReadLimit(t.opts.MaxBody)
+		return c
+	}
+	// Nothing is written to the socket but through sock: gorilla's
+	// answers to pings and close frames go through it too, and its own
+	// read limit (which would write a close frame itself) is off: readFrame
+	// bounds every frame by MaxBody.
+	c.sock = newWSSocket(ws.NetConn())
+	ws.SetPingHandler(func(data string) error {
+		err := c.sock.writeControl(websocket.PongMessage, []byte(data), c.t.opts.WriteTimeout)
+		if err != nil && !errors.Is(err, errSocketClosed) {
+			return err
+		}
+		return nil
+	})
+	ws.SetCloseHandler(func(code int, _ string) error {
+		var msg []byte
+		if code != websocket.CloseNoStatusReceived {
+			msg = websocket.FormatCloseMessage(code, "")
+		}
+		_ = c.sock.writeControl(websocket.CloseMessage, msg, time.Second)
+		return nil
+	})
+	return c
+}
+
+// writeClose sends a close frame with code and reason.
+func (c *wsConn) writeClose(code int, reason string, timeout time.Duration) {
+	msg := websocket.FormatCloseMessage(code, reason)
+	if c.sock != nil {
+		_ = c.sock.writeControl(websocket.CloseMessage, msg, timeout)
+		return
+	}
+	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(timeout))
 }
 
 // serve runs the connection until it ends, then cleans up.
@@ -179,8 +220,7 @@ func (c *wsConn) reader() {
 		typ, data, err := c.readFrame()
 		if errors.Is(err, errFrameTooBig) {
 			c.t.log.Debug().Str("remote", c.remote).Int64("max_body", c.t.opts.MaxBody).Msg("websocket frame too big (inflated)")
-			msg := websocket.FormatCloseMessage(websocket.CloseMessageTooBig, "message too big")
-			_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			c.writeClose(websocket.CloseMessageTooBig, "message too big", time.Second)
 			return
 		}
 		if err != nil {
@@ -259,8 +299,44 @@ func (c *wsConn) push(msgs [][]byte) bool {
 		c.backlogged = true
 		return false
 	}
+	if c.sock != nil && (!c.writing || c.lingering) && len(c.queue) == 0 && c.partial == 0 && c.writeNow(msgs) {
+		return true
+	}
 	c.enqueue(msgs)
 	c.pushed += len(msgs)
+	return true
+}
+
+// writeNow writes msgs as one frame from the caller's goroutine (the
+// session's) when the socket takes it without waiting: one goroutine
+// wake-up less per delivery. A frame the socket takes in part is finished
+// by the writer. False when nothing was written; c.mu is held and no
+// writer is writing (none runs, or it lingers).
+func (c *wsConn) writeNow(msgs [][]byte) bool {
+	n := 1 + len(msgs)
+	for _, m := range msgs {
+		n += len(m)
+	}
+	if n > int(c.t.opts.MaxBody) && len(msgs) > 1 {
+		return false // the writer splits it
+	}
+	bp := framePool.Get().(*[]byte)
+	frame := appendTextFrame((*bp)[:0], msgs)
+	done, started := c.sock.tryWrite(frame)
+	if cap(frame) <= maxPooledFrame {
+		*bp = frame[:0]
+		framePool.Put(bp)
+	}
+	if !done {
+		return false
+	}
+	if started {
+		rest := int64(c.sock.pendingPartial())
+		c.partial += rest
+		c.pending += rest
+		c.peak = max(c.peak, c.pending)
+		c.startWriter()
+	}
 	return true
 }
 
@@ -273,6 +349,11 @@ func (c *wsConn) enqueue(msgs [][]byte) {
 	c.queue = append(c.queue, msgs...)
 	c.pending += size(msgs)
 	c.peak = max(c.peak, c.pending)
+	c.startWriter()
+}
+
+// startWriter wakes the writer, or starts it; c.mu is held.
+func (c *wsConn) startWriter() {
 	switch {
 	case c.lingering:
 		c.notify(c.wake)
@@ -349,10 +430,10 @@ func (c *wsConn) writer() {
 	for {
 		c.mu.Lock()
 		items := c.queue
-		if len(items) == 0 && !c.closed && c.waitOutput() {
+		if len(items) == 0 && c.partial == 0 && !c.closed && c.waitOutput() {
 			items = c.queue
 		}
-		if c.closed || len(items) == 0 {
+		if c.closed || len(items) == 0 && c.partial == 0 {
 			c.writing = false
 			c.notify(c.flushed)
 			c.mu.Unlock()
@@ -399,7 +480,7 @@ func (c *wsConn) waitOutput() bool {
 		c.mu.Lock()
 		c.lingering = false
 		switch {
-		case len(c.queue) > 0:
+		case len(c.queue) > 0 || c.partial > 0:
 			return true
 		case c.closed || c.ctx.Err() != nil || c.closing:
 			return false
@@ -427,7 +508,7 @@ func (c *wsConn) writeFailed(err error) {
 		c.t.log.Info().Str("remote", c.remote).Int64("pending_bytes", pending).Bool("reads_paused", paused).
 			Dur("write_timeout", c.t.opts.WriteTimeout).
 			Msg("websocket closed: the peer took no output within the write timeout")
-	case !errors.Is(err, net.ErrClosed) && !errors.Is(err, websocket.ErrCloseSent):
+	case !errors.Is(err, net.ErrClosed) && !errors.Is(err, websocket.ErrCloseSent) && !errors.Is(err, errSocketClosed):
 		c.t.log.Debug().Err(err).Str("remote", c.remote).Msg("websocket write")
 	}
 	c.markClosed()
@@ -445,6 +526,9 @@ var (
 // unless one message alone is larger, and counts each frame's messages
 // out of pending once it is written; it clears items.
 func (c *wsConn) write(items [][]byte) error {
+	if c.sock != nil {
+		return c.writeSock(items)
+	}
 	limit := int(c.t.opts.MaxBody)
 	if err := c.ws.SetWriteDeadline(time.Now().Add(c.t.opts.WriteTimeout)); err != nil {
 		return err
@@ -477,6 +561,43 @@ func (c *wsConn) write(items [][]byte) error {
 		c.notify(c.room)
 		c.mu.Unlock()
 	}
+	return nil
+}
+
+// writeSock is write through sock: every frame of items in one buffer,
+// written in one call after the rest of a frame writeNow began.
+func (c *wsConn) writeSock(items [][]byte) error {
+	limit := int(c.t.opts.MaxBody)
+	bp := framePool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	written := 0
+	for i := 0; i < len(items); {
+		j, framed := i, 1
+		for j < len(items) && (j == i || framed+len(items[j])+1 <= limit) {
+			framed += len(items[j]) + 1
+			written += len(items[j])
+			j++
+		}
+		buf = appendTextFrame(buf, items[i:j])
+		i = j
+	}
+	clear(items)
+	c.mu.Lock()
+	partial := c.partial
+	c.mu.Unlock()
+	err := c.sock.write(buf, c.t.opts.WriteTimeout)
+	if cap(buf) <= maxPooledFrame {
+		*bp = buf[:0]
+		framePool.Put(bp)
+	}
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.partial -= partial
+	c.pending -= int64(written) + partial
+	c.notify(c.room)
+	c.mu.Unlock()
 	return nil
 }
 
@@ -525,8 +646,7 @@ func (c *wsConn) closeGracefully() {
 		}
 		break
 	}
-	msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
-	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.t.opts.WriteTimeout))
+	c.writeClose(websocket.CloseGoingAway, "server shutting down", c.t.opts.WriteTimeout)
 }
 
 // startPings arms the ping timer: every PingInterval the peer is pinged,
@@ -593,7 +713,13 @@ func (c *wsConn) pingDue(gen uint64) {
 	c.writers.Add(1) // serve waits for the ping's write
 	c.mu.Unlock()
 	defer c.writers.Done()
-	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.t.opts.WriteTimeout)); err != nil {
+	var err error
+	if c.sock != nil {
+		err = c.sock.writeControl(websocket.PingMessage, nil, c.t.opts.WriteTimeout)
+	} else {
+		err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.t.opts.WriteTimeout))
+	}
+	if err != nil {
 		c.noPong(err)
 	}
 }
