@@ -34,6 +34,13 @@ type RemoteRequest struct {
 	// session. Clients using the ack extension get every message through
 	// /meta/connect, as that extension requires.
 	Push func(msgs [][]byte) bool
+	// Gone, when set, reports whether the request's connection has closed.
+	// SubmitFunc asks it when the session answers, as it asks the
+	// context: when it reports true, done gets nil and the session keeps
+	// the deliveries it would have sent. A transport that holds a
+	// /meta/connect without reading its connection (and so without a
+	// context that ends when the peer leaves) sets it. It must not block.
+	Gone func() bool
 }
 
 // MaxBatch returns the most messages one request may carry
@@ -148,8 +155,9 @@ func (h *Hub) SubmitFunc(ctx context.Context, req RemoteRequest, done func([][]b
 	}
 	cb := &submitCall{done: done}
 	b := newRemoteBatch(msgs, &req)
+	gone := req.Gone
 	b.notify = func(res *batchResult) bool {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || gone != nil && gone() {
 			cb.finish(nil)
 			return false
 		}
