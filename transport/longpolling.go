@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/rs/zerolog"
@@ -36,6 +37,18 @@ type Options struct {
 	// such as websocket, are ignored. Nil serves both. A request of a type
 	// not served gets HTTP 400 with a Bayeux 400 error.
 	Types []string
+	// ParkAfter is how long a /meta/connect is held on its request's
+	// goroutine before it is parked: taken from net/http (hijacked) and
+	// held with no goroutine and no buffer until the session answers it,
+	// when the answer is written and the connection goes back to the
+	// http.Server for its next request. Parking needs the server to serve
+	// through Serve, and an HTTP/1.1 request that does not ask to close
+	// its connection; others are held on their goroutine. While parked, a
+	// connection whose client has left is found when the session answers,
+	// and the answer's messages stay queued for the client's next connect,
+	// as when a held request goes away. Zero means DefaultParkAfter;
+	// negative never parks.
+	ParkAfter time.Duration
 }
 
 // LongPolling is the HTTP long-polling and callback-polling transport. It
@@ -46,6 +59,7 @@ type LongPolling struct {
 	log          zerolog.Logger
 	longPolling  bool
 	callbackPoll bool
+	parkAfter    time.Duration // <= 0: never park
 }
 
 // NewLongPolling returns the long-polling transport for hub.
@@ -57,7 +71,10 @@ func NewLongPolling(hub *actors.Hub, opts Options) *LongPolling {
 	if opts.Logger != nil {
 		log = opts.Logger.With().Str("component", "long-polling").Logger()
 	}
-	t := &LongPolling{hub: hub, maxBody: opts.MaxBody, log: log}
+	if opts.ParkAfter == 0 {
+		opts.ParkAfter = DefaultParkAfter
+	}
+	t := &LongPolling{hub: hub, maxBody: opts.MaxBody, log: log, parkAfter: opts.ParkAfter}
 	t.longPolling = opts.Types == nil || slices.Contains(opts.Types, protocol.LongPolling)
 	t.callbackPoll = opts.Types == nil || slices.Contains(opts.Types, protocol.CallbackPolling)
 	return t
@@ -125,23 +142,22 @@ func (t *LongPolling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			&protocol.Error{Code: protocol.CodeBadRequest, Args: []string{kind}, Message: "Transport disabled"})
 		return
 	}
-	browser := browserID(w, r, msgs)
-	parts := t.hub.HandleRemote(r.Context(), actors.RemoteRequest{Messages: msgs, RemoteAddr: r.RemoteAddr, Header: r.Header, BrowserID: browser})
+	req := actors.RemoteRequest{Messages: msgs, RemoteAddr: r.RemoteAddr, Header: r.Header, BrowserID: browserID(w, r, msgs)}
+	var parts [][]byte
+	if pc := t.parkable(r, msgs); pc != nil {
+		var parked bool
+		if parts, parked = t.hold(w, r, pc, req, jsonp); parked {
+			return
+		}
+	} else {
+		parts = t.hub.HandleRemote(r.Context(), req)
+	}
 	if parts == nil {
 		return // the client went away while its connect was held
 	}
 	bp := bodyPool.Get().(*[]byte)
-	body := slices.Grow((*bp)[:0], bodySize(parts)+len(jsonp)+4)
-	if jsonp != "" {
-		h["Content-Type"] = hdrJSONP
-		body = append(append(body, jsonp...), '(')
-	} else {
-		h["Content-Type"] = hdrJSON
-	}
-	body = appendArray(body, parts)
-	if jsonp != "" {
-		body = append(body, ");"...)
-	}
+	body := appendBody((*bp)[:0], jsonp, parts)
+	h["Content-Type"] = contentType(jsonp)
 	// A known length spares chunked encoding: one write for the response.
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	if _, err := w.Write(body); err != nil {
@@ -151,6 +167,29 @@ func (t *LongPolling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		*bp = body[:0]
 		bodyPool.Put(bp)
 	}
+}
+
+// contentType is the Content-Type of a response: JSON, or JavaScript for
+// JSONP.
+func contentType(jsonp string) []string {
+	if jsonp != "" {
+		return hdrJSONP
+	}
+	return hdrJSON
+}
+
+// appendBody appends a response body to dst: the array of parts, wrapped
+// in a call of jsonp unless it is empty.
+func appendBody(dst []byte, jsonp string, parts [][]byte) []byte {
+	dst = slices.Grow(dst, bodySize(parts)+len(jsonp)+4)
+	if jsonp != "" {
+		dst = append(append(dst, jsonp...), '(')
+	}
+	dst = appendArray(dst, parts)
+	if jsonp != "" {
+		dst = append(dst, ");"...)
+	}
+	return dst
 }
 
 // decode reads the messages of a request and the JSONP callback name (empty
