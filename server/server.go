@@ -47,6 +47,10 @@ type Config struct {
 	System *actor.ActorSystem
 	// MaxBody limits a Bayeux request body (default 1 MiB).
 	MaxBody int64
+	// ParkAfter is how long a held long-poll keeps its goroutines before
+	// it is parked (see transport.Options.ParkAfter): 0 means
+	// transport.DefaultParkAfter, negative never parks.
+	ParkAfter time.Duration
 	// DocumentRoot is a folder served at /; empty serves the embedded
 	// htdocs.
 	DocumentRoot string
@@ -224,7 +228,7 @@ func New(cfg Config) (*Server, error) {
 	s.bayeux, err = transport.Attach(r, "/cometd", hub, transport.Config{
 		Types:          cfg.Transports,
 		AllowedOrigins: cfg.AllowedOrigins,
-		LongPolling:    transport.Options{MaxBody: cfg.MaxBody, Logger: &log},
+		LongPolling:    transport.Options{MaxBody: cfg.MaxBody, ParkAfter: cfg.ParkAfter, Logger: &log},
 		WebSocket:      transport.WebSocketOptions{MaxBody: cfg.MaxBody, Compression: cfg.WSCompression, Logger: &log},
 	})
 	if err == nil && len(cfg.Hub.ConnectionTypes) > 0 {
@@ -317,7 +321,7 @@ func (s *Server) Serve(ln net.Listener) {
 	s.served = make(chan error, 1)
 	s.serving.Store(true)
 	go func() {
-		s.served <- s.http.Serve(ln)
+		s.served <- transport.Serve(s.http, ln)
 		s.serving.Store(false)
 	}()
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("serving Bayeux at /cometd")

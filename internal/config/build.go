@@ -117,6 +117,9 @@ func (s *Settings) Build(log *zerolog.Logger) (*Built, error) {
 		APIKey:         apiKey,
 	}
 	cfg.Hub.MaxInterval = time.Duration(s.MaxInterval)
+	if cfg.ParkAfter = time.Duration(s.ParkAfter); cfg.ParkAfter <= 0 {
+		cfg.ParkAfter = -1 // 0 in the settings: never park
+	}
 	cfg.Hub.MaxPendingSessionsPerIP, cfg.Hub.MaxSubscriptionsPerIP = s.MaxPendingSessionsPerIP, s.MaxSubscriptionsPerIP
 	cfg.Hub.MaxSessionBytes, cfg.Hub.MaxBytesPerIP, cfg.Hub.MaxTotalBytes = s.MaxSessionBytes, s.MaxBytesPerIP, s.MaxTotalBytes
 	cfg.Hub.MaxBatch = s.MaxBatch

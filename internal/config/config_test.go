@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/bayeuxhub/bayeuxhub/acl"
+	"github.com/bayeuxhub/bayeuxhub/transport"
 )
 
 // env is a fake environment for Load.
@@ -318,6 +319,34 @@ func TestHistoryStoreDefault(t *testing.T) {
 		b.Close()
 		if b.Server.HistoryStore != c.want || b.Server.JetStream.Replicas != c.replicas {
 			t.Errorf("%v: history store %q with %d replicas, want %q with %d", c.args, b.Server.HistoryStore, b.Server.JetStream.Replicas, c.want, c.replicas)
+		}
+	}
+}
+
+// TestParkAfter: the default parks held long polls after a second, a value
+// is passed on, and 0 never parks.
+func TestParkAfter(t *testing.T) {
+	t.Parallel()
+	log := zerolog.Nop()
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, transport.DefaultParkAfter},
+		{[]string{"--park-after", "2.5"}, 2500 * time.Millisecond},
+		{[]string{"--park-after", "0"}, -1},
+	} {
+		s, err := load(t, c.args, env{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.Build(&log)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		b.Close()
+		if b.Server.ParkAfter != c.want {
+			t.Errorf("%v: park after %v, want %v", c.args, b.Server.ParkAfter, c.want)
 		}
 	}
 }

@@ -29,6 +29,7 @@ type Settings struct {
 	AnonPublish    bool     `yaml:"anon-publish" flag:"anon-publish" usage:"let HTTP clients publish without a handshake (Perl: AnonPublish); the channel rules still apply"`
 	ConnectTimeout Duration `yaml:"connect-timeout" flag:"connect-timeout" usage:"{seconds}: the Perl module's ConnectTimeout, an upper bound on --max-interval"`
 	PollTimeout    Duration `yaml:"poll-timeout" flag:"poll-timeout" usage:"{seconds} a /meta/connect is held when there is nothing to deliver; keep it below your proxies' idle limits"`
+	ParkAfter      Duration `yaml:"park-after" flag:"park-after" usage:"{seconds} a held long poll keeps its goroutines before it is parked (no goroutine while it waits; a client that leaves is then noticed when its answer is due); 0 never parks"`
 	MaxBody        int64    `yaml:"max-body" flag:"max-body" usage:"largest Bayeux request body in {bytes}; larger ones get 413"`
 	Debug          bool     `yaml:"debug" flag:"debug" usage:"log at debug level (Perl: Debug)"`
 	LogFile        string   `yaml:"log-file" flag:"log-file" usage:"also append logs to this {file} (Perl: LogFile)"`
@@ -127,6 +128,7 @@ func Defaults() Settings {
 		Alias:                 actors.DefaultAlias,
 		ConnectTimeout:        Duration(actors.DefaultConnectTimeout),
 		PollTimeout:           Duration(actors.DefaultPollTimeout),
+		ParkAfter:             Duration(transport.DefaultParkAfter),
 		MaxBody:               transport.DefaultMaxBody,
 		DirectoryIndex:        List{"index.html"},
 		MaxQueue:              actors.DefaultMaxQueue,
