@@ -66,7 +66,7 @@ func TestEmbedAttach(t *testing.T) {
 	}
 	srv := &http.Server{Handler: router}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- transport.Serve(srv, ln) }()
 	base := "http://" + ln.Addr().String() + "/cometd"
 
 	stopped := false
